@@ -1,0 +1,1 @@
+"""MILANNOTATIONS, annotation sets and MILAN weights on the Hugging Face Hub."""

@@ -1,0 +1,1 @@
+"""Built-in hook implementations of this area (see milan_plugin.hookspecs)."""

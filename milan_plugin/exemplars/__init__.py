@@ -1,0 +1,1 @@
+"""The single-pass exemplar engine and the ExemplarSet storage format."""

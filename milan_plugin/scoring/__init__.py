@@ -1,0 +1,1 @@
+"""Scorers for candidate descriptions (wPMI, CLIP-style) and evaluation metrics (BLEU, CIDEr, BERTScore)."""

@@ -1,0 +1,1 @@
+"""Exemplar sources: image folders, ``datasets`` datasets, in-memory tensors, seeded latents."""

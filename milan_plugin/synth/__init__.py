@@ -1,0 +1,1 @@
+"""A procedural concept world with ground truth: scenes, planted neurons, synthetic MILANNOTATIONS."""
