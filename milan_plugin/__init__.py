@@ -28,7 +28,7 @@ _LAZY: dict[str, str] = {
     "hookimpl": "milan_plugin.hookspecs",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -39,7 +39,8 @@ class Description:
     exemplar_settings: dict[str, Any] = field(default_factory=dict)
 
     def __repr__(self) -> str:
-        return f"Description({self.layer}[{self.unit}]: {self.text!r}, score={self.score:.3f}, by {self.describer})"
+        where = f"{self.layer}[{self.unit}]"
+        return f"Description({where}: {self.text!r}, score={self.score:.3f}, by {self.describer})"
 
     def __str__(self) -> str:
         return self.text

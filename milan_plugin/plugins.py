@@ -100,7 +100,9 @@ class PluginInfo:
 def list_plugins(manager: pluggy.PluginManager | None = None) -> list[PluginInfo]:
     """What is loaded, which hooks each plugin implements, and where it came from."""
     manager = manager or get_plugin_manager()
-    dists = {id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in manager.list_plugin_distinfo()}
+    dists = {
+        id(plugin): f"{dist.project_name} {dist.version}" for plugin, dist in manager.list_plugin_distinfo()
+    }
     infos = []
     for name, plugin in manager.list_name_plugin():
         if plugin is None:

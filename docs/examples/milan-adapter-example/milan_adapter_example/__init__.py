@@ -1,0 +1,1 @@
+"""An example milan-plugin adapter plugin for a small capsule network."""
