@@ -1,1 +1,56 @@
-"""Built-in hook implementations of this area (see milan_plugin.hookspecs)."""
+"""Built-in hooks of the synthetic world: the ``synth:scenes`` source, ``synth:planted`` models, baselines.
+
+Registered like any third-party plugin and marked ``trylast``; nothing heavy is imported until a
+hook sees a spec or name of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from milan_plugin.hookspecs import hookimpl
+
+PLANTED_SCHEME = "synth:planted"
+BASELINES = ("baseline:random", "baseline:most-frequent", "baseline:netdissect")
+
+
+@hookimpl(trylast=True)
+def milan_exemplar_source(spec: str, options: Mapping[str, Any]) -> Any:
+    if not spec.startswith("synth:"):
+        return None
+    from milan_plugin.synth.source import SCHEME, SynthSource
+
+    if spec.partition("?")[0] != SCHEME:
+        return None
+    return SynthSource.from_spec(spec)
+
+
+@hookimpl(trylast=True)
+def milan_load_model(spec: str, options: Mapping[str, Any]) -> Any:
+    if spec.partition("?")[0] != PLANTED_SCHEME:
+        return None
+    from urllib.parse import parse_qsl
+
+    from milan_plugin.errors import InvalidInputError
+    from milan_plugin.synth.dataset import planted_model
+
+    settings = {"seed": "0", "size": "small"}
+    for key, value in parse_qsl(spec.partition("?")[2]):
+        if key not in settings:
+            raise InvalidInputError(f"unknown option {key!r} in {spec!r}; known: seed, size")
+        settings[key] = value
+    if not settings["seed"].isdigit():
+        raise InvalidInputError(f"seed must be a non-negative integer in {spec!r}")
+    model = planted_model(int(settings["seed"]), settings["size"])
+    device = options.get("device")
+    return model.to(device) if device else model
+
+
+@hookimpl(trylast=True)
+def milan_describer(name: str, options: Mapping[str, Any]) -> Any:
+    if name not in BASELINES:
+        return None
+    from milan_plugin.synth.baselines import baseline_describer
+
+    return baseline_describer(name, **dict(options))

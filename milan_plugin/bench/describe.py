@@ -1,0 +1,101 @@
+"""Describer benchmark on the synthetic world: exact match, BLEU-4, CIDEr-D, BERTScore F1 by kind.
+
+``milan bench describe --describer baseline:netdissect --split test [--json]``. Each describer
+describes the planted units of the split from their engine-computed exemplars; its descriptions
+are scored against the three references per unit. Exact concept match is defined in
+:func:`milan_plugin.synth.language.exact_match` and docs/synth.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from typing import Any
+
+KINDS = ("colour", "shape", "texture", "text", "relation", "composition")
+METRICS = ("units", "exact_match", "bleu4", "cider", "bertscore_f1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--describer", action="append", required=True, help="describer name (repeatable)")
+    parser.add_argument("--split", default="test", choices=("train", "validation", "test", "test_family"))
+    parser.add_argument("--seed", type=int, default=0, help="world seed")
+    parser.add_argument("--size", default="small", choices=("small", "default"))
+    parser.add_argument("--cache-dir", default=None, help="where the synthetic set is cached")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per describer and split")
+
+
+def score_descriptions(texts: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """All metrics for ``texts`` against the rows' references, overall and per concept kind."""
+    from milan_plugin.scoring.metric_bertscore import BertScorer
+    from milan_plugin.scoring.metrics import cider_d, corpus_bleu
+    from milan_plugin.synth.dataset import row_form
+    from milan_plugin.synth.language import exact_match
+
+    references = [list(row["descriptions"]) for row in rows]
+    exact = [float(exact_match(text, row_form(row))) for text, row in zip(texts, rows, strict=True)]
+    bert = BertScorer().score(texts, references)
+
+    def summary(indices: list[int]) -> dict[str, float]:
+        if not indices:
+            return {"units": 0}
+        cands, refs = [texts[i] for i in indices], [references[i] for i in indices]
+        return {
+            "units": len(indices),
+            "exact_match": sum(exact[i] for i in indices) / len(indices),
+            "bleu4": corpus_bleu(cands, refs)[3],
+            "cider": cider_d(cands, refs)[0],
+            "bertscore_f1": sum(bert[i] for i in indices) / len(indices),
+        }
+
+    result = summary(list(range(len(rows))))
+    result["by_kind"] = {
+        kind: summary([i for i, row in enumerate(rows) if row["concept_kind"] == kind]) for kind in KINDS
+    }
+    return result
+
+
+def evaluate(describer_name: str, split: str, seed: int, size: str, cache_dir: Any = None) -> dict[str, Any]:
+    from milan_plugin.plugins import get_describer
+    from milan_plugin.synth.dataset import build_synthetic_annotations, planted_exemplars
+
+    dataset = build_synthetic_annotations(seed=seed, size=size, cache_dir=cache_dir, progress=False)
+    rows = list(dataset[split])
+    exemplars = planted_exemplars(seed, size, cache_dir=cache_dir, progress=False)
+    describer = get_describer(describer_name, seed=seed, size=size, cache_dir=cache_dir)
+    units = [row["unit"] for row in rows]
+    started = time.perf_counter()
+    descriptions = describer.describe(exemplars.subset(units), units)
+    seconds = time.perf_counter() - started
+    result = {"describer": describer_name, "split": split, "seed": seed, "size": size}
+    result.update(score_descriptions([d.text for d in descriptions], rows))
+    result["describe_seconds"] = seconds
+    return result
+
+
+def format_table(result: dict[str, Any]) -> str:
+    world = f"world seed {result['seed']}, size {result['size']}"
+    header = f"{result['describer']} on split {result['split']} ({world})"
+    lines = [
+        header,
+        "| kind | units | exact match | BLEU-4 | CIDEr-D | BERTScore F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = [(kind, result["by_kind"][kind]) for kind in KINDS] + [("**all**", result)]
+    for kind, values in rows:
+        if not values.get("units"):
+            lines.append(f"| {kind} | 0 | – | – | – | – |")
+            continue
+        lines.append(
+            f"| {kind} | {values['units']} | {values['exact_match']:.3f} | {values['bleu4']:.3f} | "
+            f"{values['cider']:.3f} | {values['bertscore_f1']:.3f} |"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in args.describer:
+        result = evaluate(name, args.split, args.seed, args.size, args.cache_dir)
+        print(json.dumps(result) if args.json else format_table(result) + "\n")
+    return 0
