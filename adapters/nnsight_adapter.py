@@ -27,10 +27,10 @@ from typing import Any
 
 import nnsight
 import torch
+from milan_plugin.adapters.torch_module import first_tensor, module_device, replace_first_tensor, zero_units
 from nnsight import Envoy, NNsight
 
 from milan_plugin.errors import InvalidInputError, UnknownLayerError
-from milan_plugin.neurons import zero_units
 
 
 class NeuronEnvoy(Envoy):
@@ -38,9 +38,9 @@ class NeuronEnvoy(Envoy):
 
     @property
     def neurons(self) -> Any:
-        from milan_plugin.neurons import layer_handle
+        from milan_plugin.neurons import Layer
 
-        return layer_handle(self)
+        return Layer(self)
 
 
 class MilanNNsight(NNsight):
@@ -85,20 +85,6 @@ def layer_name(envoy: Envoy) -> str:
     if envoy.path == root_path:
         return ""
     return envoy.path[len(root_path) + 1 :]
-
-
-def first_tensor(output: Any) -> torch.Tensor:
-    """The activation tensor of a module output (the first tensor of a tuple/dict/dataclass)."""
-    from milan_plugin.adapters.torch_module import first_tensor as find
-
-    return find(output)
-
-
-def replace_first_tensor(output: Any, change: Any) -> Any:
-    """``output`` with its activation tensor replaced by ``change(tensor)``."""
-    from milan_plugin.adapters.torch_module import replace_first_tensor as replace
-
-    return replace(output, change)
 
 
 class NNsightAdapter:
@@ -205,9 +191,7 @@ class NNsightAdapter:
 
     @property
     def device(self) -> torch.device:
-        for tensor in self.model.parameters():
-            return tensor.device
-        return torch.device("cpu")
+        return module_device(self.model)
 
     def run(self, inputs: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]:
         """One traced forward pass reading every layer in ``layers``."""
@@ -254,7 +238,8 @@ class NNsightAdapter:
         with previous.edit() as (_, edited):
             envoy = edited.get(path)
             envoy.output = replace_first_tensor(
-                envoy.output, lambda tensor: zero_units(tensor, unit_list, adapter.unit_dim(layer, tensor))
+                envoy.output,
+                lambda tensor: zero_units(tensor, unit_list, adapter.unit_dim(layer, tensor), layer=layer),
             )
         self._tracing_model = edited
         try:

@@ -118,6 +118,36 @@ def select_output(output: Any, selector: OutputSelector | None) -> torch.Tensor:
     return selected
 
 
+def module_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s first parameter (else buffer) lives; CPU for a module with neither."""
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+def zero_units(
+    tensor: torch.Tensor, units: Sequence[int], unit_dim: int, *, layer: str | None = None
+) -> torch.Tensor:
+    """``tensor`` with ``units`` along ``unit_dim`` set to zero, as a new tensor.
+
+    A new tensor rather than an in-place write, so autograd still works and an in-place op
+    later in the model cannot undo the ablation. Every ablation path (hooks, TransformerLens,
+    nnsight edits, neuron handles) goes through here so they agree on what "ablate" means.
+    """
+    size = tensor.shape[unit_dim]
+    bad = [unit for unit in units if not -size <= unit < size]
+    if bad:
+        where = f"layer {layer!r}" if layer is not None else "the layer"
+        raise InvalidInputError(f"{where} has {size} units (valid: 0..{size - 1}); cannot ablate units {bad}")
+    keep = torch.ones(size, dtype=tensor.dtype, device=tensor.device)
+    keep[list(units)] = 0
+    shape = [1] * tensor.ndim
+    shape[unit_dim] = size
+    return tensor * keep.view(shape)
+
+
 def _per_layer(value: Any, layer: str, default: Any) -> Any:
     if isinstance(value, Mapping):
         return value.get(layer, default)
@@ -183,11 +213,7 @@ class TorchModuleAdapter:
     @property
     def device(self) -> torch.device:
         """Where the model's weights live (inputs are moved there); CPU for a weightless model."""
-        for tensor in self.model.parameters():
-            return tensor.device
-        for tensor in self.model.buffers():
-            return tensor.device
-        return torch.device("cpu")
+        return module_device(self.model)
 
     def layer_names(self) -> list[str]:
         """Every named submodule, in registration order (usually the forward order)."""
@@ -285,16 +311,7 @@ class TorchModuleAdapter:
         selector = _per_layer(self.output_selector, layer, None)
 
         def zero(tensor: torch.Tensor) -> torch.Tensor:
-            unit_dim = self.unit_dim_for(layer, tensor)
-            size = tensor.shape[unit_dim]
-            bad = [unit for unit in unit_list if not -size <= unit < size]
-            if bad:
-                raise InvalidInputError(f"layer {layer!r} has {size} units; cannot ablate units {bad}")
-            keep = torch.ones(size, dtype=tensor.dtype, device=tensor.device)
-            keep[unit_list] = 0
-            shape = [1] * tensor.ndim
-            shape[unit_dim] = size
-            return tensor * keep.view(shape)
+            return zero_units(tensor, unit_list, self.unit_dim_for(layer, tensor), layer=layer)
 
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
             if selector is None:

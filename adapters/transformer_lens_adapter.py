@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import torch
+from milan_plugin.adapters.torch_module import module_device, zero_units
 
 from milan_plugin.errors import InvalidInputError, UnknownLayerError
 from milan_plugin.fingerprint import digest_module
@@ -63,9 +64,7 @@ class TransformerLensAdapter:
 
     @property
     def device(self) -> torch.device:
-        for tensor in self.model.parameters():
-            return tensor.device
-        return torch.device("cpu")
+        return module_device(self.model)
 
     def layer_names(self) -> list[str]:
         """Every hook point name, in the model's registration order."""
@@ -115,13 +114,11 @@ class TransformerLensAdapter:
     @contextmanager
     def ablate(self, layer: str, units: Sequence[int]) -> Iterator[None]:
         """Zero ``units`` of hook ``layer`` in every forward pass inside the block (TL's ``hooks``)."""
-        from milan_plugin.neurons import zero_units
-
         target = self.resolve(layer)
         unit_list = [int(unit) for unit in units]
 
         def hook(activation: torch.Tensor, hook: Any) -> torch.Tensor:
-            return zero_units(activation, unit_list, -1)
+            return zero_units(activation, unit_list, -1, layer=layer)
 
         with self.model.hooks(fwd_hooks=[(target, hook)]):
             yield

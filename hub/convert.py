@@ -31,6 +31,7 @@ from milan_plugin.hub.release import ReleaseFormatError, ReleaseZip, read_releas
 
 from milan_plugin.annotations import annotation_features, pack_masks
 from milan_plugin.errors import InvalidInputError
+from milan_plugin.exemplars.atomic import replace_folder, write_bytes, write_with
 
 PROVENANCE_FILENAME = "provenance.json"
 DEFAULT_MAX_SHARD_BYTES = 256 * 2**20
@@ -90,7 +91,7 @@ def write_milannotations_card(out: Path, *, license: str = "other") -> None:
     card = milannotations_card(
         [key for key in MODEL_KEYS if key in present], groups, provenance, license=license
     )
-    _write_atomic(out / CARD_FILENAME, card.encode())
+    write_bytes(out / CARD_FILENAME, card.encode())
 
 
 def _convert_one(
@@ -150,9 +151,9 @@ def _convert_one(
         "source": _source_spec(release.key),
         "shards": shard_count,
     }
-    _write_atomic(staging / PROVENANCE_FILENAME, json.dumps(provenance, indent=2).encode())
+    write_bytes(staging / PROVENANCE_FILENAME, json.dumps(provenance, indent=2).encode())
     (staging / "state.json").unlink()
-    _move_into_place(staging, out / release.key)
+    replace_folder(staging, out / release.key)
 
 
 def _images_inline(release: ReleaseZip) -> bool:
@@ -214,9 +215,8 @@ def _source_spec(key: str) -> str:
 def _write_shard(rows: Iterable[dict[str, Any]], target: Path) -> None:
     from datasets import Dataset
 
-    temporary = target.with_suffix(".tmp")
-    Dataset.from_list(list(rows), features=annotation_features()).to_parquet(str(temporary))
-    os.replace(temporary, target)
+    dataset = Dataset.from_list(list(rows), features=annotation_features())
+    write_with(target, lambda temporary: dataset.to_parquet(temporary))
 
 
 def _prepare_staging(staging: Path, settings: dict[str, Any]) -> None:
@@ -228,24 +228,7 @@ def _prepare_staging(staging: Path, settings: dict[str, Any]) -> None:
             return
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    _write_atomic(state, json.dumps(settings).encode())
-
-
-def _move_into_place(staging: Path, target: Path) -> None:
-    if target.exists():
-        retired = target.with_name(f".{target.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(target, retired)
-        os.replace(staging, target)
-        shutil.rmtree(retired)
-    else:
-        os.replace(staging, target)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)
+    write_bytes(state, json.dumps(settings).encode())
 
 
 def _sha256(path: Path) -> str:

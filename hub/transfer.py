@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, TextIO
 from milan_plugin.hub.cards import CARD_FILENAME
 
 from milan_plugin.errors import InvalidInputError, MilanError
+from milan_plugin.exemplars.atomic import replace_folder
 
 if TYPE_CHECKING:
     import datasets
@@ -212,12 +213,7 @@ def _copy_files(plan: PushPlan, target: Path) -> None:
         destination = staging / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(plan.folder / relative, destination)
-    retired = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(retired, ignore_errors=True)
-        os.replace(target, retired)
-    os.replace(staging, target)
-    shutil.rmtree(retired, ignore_errors=True)
+    replace_folder(staging, target)
 
 
 def copy_snapshot(source: Path, out: str | os.PathLike[str]) -> Path:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from milan_plugin.adapters.torch_module import first_tensor, replace_first_tensor, zero_units
 from milan_plugin.descriptions import Description
 from milan_plugin.errors import InvalidInputError, MilanError
 from milan_plugin.fingerprint import digest_json
@@ -40,20 +40,6 @@ if TYPE_CHECKING:
     from milan_plugin.exemplars.exemplar_set import ExemplarSet
 
 DEFAULT_DESCRIBER = "milan:demo"
-
-
-def zero_units(tensor: torch.Tensor, units: Sequence[int], unit_dim: int) -> torch.Tensor:
-    """``tensor`` with ``units`` along ``unit_dim`` set to zero, as a new tensor (autograd-safe,
-    and in-place ops elsewhere in the model cannot undo it)."""
-    size = tensor.shape[unit_dim]
-    bad = [unit for unit in units if not -size <= unit < size]
-    if bad:
-        raise InvalidInputError(f"the layer has {size} units; cannot zero units {bad}")
-    keep = torch.ones(size, dtype=tensor.dtype, device=tensor.device)
-    keep[list(units)] = 0
-    shape = [1] * tensor.ndim
-    shape[unit_dim] = size
-    return tensor * keep.view(shape)
 
 
 def wrap(
@@ -98,6 +84,11 @@ def wrap(
         use_registry=use_registry,
     )
     if is_nnsight_model(model):
+        if nnsight_options:
+            raise InvalidInputError(
+                f"the model is already an nnsight model, so nnsight options {sorted(nnsight_options)} "
+                "cannot apply; pass them where you built it, or wrap the plain torch module"
+            )
         return attach(model, **settings)
     if not isinstance(model, torch.nn.Module):
         raise InvalidInputError(f"wrap() takes a torch.nn.Module, got {type(model).__name__}")
@@ -106,22 +97,13 @@ def wrap(
     return wrapped
 
 
-def attach(
-    model: Any,
-    *,
-    source: Any = None,
-    describer: Any = DEFAULT_DESCRIBER,
-    cache_dir: str | os.PathLike | None = None,
-    k: int = 15,
-    quantile: float = 0.99,
-    batch_size: int = 64,
-    progress: bool = True,
-    use_registry: bool = True,
-) -> Any:
+def attach(model: Any, **settings: Any) -> Any:
     """Give an nnsight model the user already built ``.neurons`` on every module; returns it.
 
-    Works on ``NNsight``, ``TransformersModel`` and friends by setting instance attributes (no
-    global patching): envoys created later, for modules reached by attribute only, get none.
+    ``settings`` are the keyword arguments of :func:`wrap` other than nnsight's own (they are
+    defined once, by :class:`NeuronStore`). Works on ``NNsight``, ``TransformersModel`` and
+    friends by setting instance attributes (no global patching): envoys created later, for
+    modules reached by attribute only, get none.
     """
     from milan_plugin.adapters.nnsight_adapter import NeuronEnvoy, is_nnsight_model
 
@@ -130,26 +112,11 @@ def attach(
             f"attach() takes an nnsight model (nnsight.NNsight(...)), got {type(model).__name__}; "
             "use milan_plugin.wrap(model) for a plain torch module"
         )
-    model.milan_store = NeuronStore(
-        model,
-        source=source,
-        describer=describer,
-        cache_dir=cache_dir,
-        k=k,
-        quantile=quantile,
-        batch_size=batch_size,
-        progress=progress,
-        use_registry=use_registry,
-    )
+    model.milan_store = NeuronStore(model, **settings)
     for envoy in model.modules():
         if envoy is not model and not isinstance(envoy, NeuronEnvoy):
             envoy.neurons = Layer(envoy)
     return model
-
-
-def layer_handle(envoy: Any) -> Layer:
-    """The :class:`Layer` of an envoy (what ``envoy.neurons`` returns)."""
-    return Layer(envoy)
 
 
 def store_of(envoy: Any) -> NeuronStore:
@@ -306,16 +273,12 @@ class Neuron:
     @property
     def output(self) -> torch.Tensor:
         """Inside a trace: this unit's activation map (the layer output with the unit's index taken)."""
-        from milan_plugin.adapters.nnsight_adapter import first_tensor
-
         tensor = first_tensor(self.layer.envoy.output)
         return tensor.select(self.layer.unit_dim(tensor), self.unit)
 
     @output.setter
     def output(self, value: Any) -> None:
         """Inside a trace: replace this unit's activation map (``neurons[i].output = 0``)."""
-        from milan_plugin.adapters.nnsight_adapter import replace_first_tensor
-
         unit_dim_of = self.layer.unit_dim
         unit = self.unit
 
@@ -372,12 +335,11 @@ class Layer(Sequence[Neuron]):
 
     def ablate(self, units: Sequence[int]) -> None:
         """Inside a trace: zero ``units`` of this layer."""
-        from milan_plugin.adapters.nnsight_adapter import replace_first_tensor
-
         unit_list = [int(unit) for unit in units]
         unit_dim_of = self.unit_dim
+        name = self.name
         self.envoy.output = replace_first_tensor(
-            self.envoy.output, lambda tensor: zero_units(tensor, unit_list, unit_dim_of(tensor))
+            self.envoy.output, lambda tensor: zero_units(tensor, unit_list, unit_dim_of(tensor), layer=name)
         )
 
     def exemplars(self) -> ExemplarSet:
@@ -403,7 +365,11 @@ class Layer(Sequence[Neuron]):
 
 
 class NeuronStore:
-    """The plugin state of one wrapped model: settings, exemplar and description caches."""
+    """The plugin state of one wrapped model: settings, exemplar and description caches.
+
+    Its keyword arguments are the settings :func:`wrap` and :func:`attach` accept (documented on
+    :func:`wrap`); they are declared here only, so the two entry points cannot drift apart.
+    """
 
     def __init__(
         self,
@@ -490,12 +456,11 @@ class NeuronStore:
             self._fingerprint = (state, self.adapter.fingerprint())
         return self._fingerprint[1]
 
-    def _settings(self) -> dict[str, Any]:
-        return {"k": self.k, "quantile": self.quantile}
-
     def exemplar_key(self, layer: str) -> str:
+        """What an exemplar set depends on: the model's weights, the source's data, the layer, k, quantile."""
+        settings = {"k": self.k, "quantile": self.quantile}
         return digest_json(
-            [self.model_fingerprint(), self.source.fingerprint(), self.source.spec, layer, self._settings()]
+            [self.model_fingerprint(), self.source.fingerprint(), self.source.spec, layer, settings]
         )
 
     def exemplars(self, layer: str) -> ExemplarSet:
@@ -536,6 +501,7 @@ class NeuronStore:
         return self._unit_counts[key]
 
     def neuron_exemplars(self, layer: str, unit: int, size: int = 224) -> NeuronExemplars:
+        """One unit's slice of the layer's exemplar set, with images (or token words) read back."""
         exemplars = self.exemplars(layer)
         row = exemplars.row(unit)
         masks = exemplars.masks(unit, size=size)
@@ -573,7 +539,9 @@ class NeuronStore:
                     )
                 return [published[unit] for unit in units]
         key = self._description_key(layer)
-        known = self._descriptions.setdefault(key, self._read_descriptions(key))
+        if key not in self._descriptions:
+            self._descriptions[key] = self._read_descriptions(key)
+        known = self._descriptions[key]
         missing = [unit for unit in dict.fromkeys(units) if unit not in known]
         if missing:
             exemplars = self.exemplars(layer)
@@ -616,12 +584,10 @@ class NeuronStore:
         return {int(unit): Description.from_record(record) for unit, record in records.items()}
 
     def _write_descriptions(self, key: str, descriptions: dict[int, Description]) -> None:
+        from milan_plugin.exemplars.atomic import write_bytes
+
         path = self._description_file(key)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         records = {str(unit): description.to_record() for unit, description in sorted(descriptions.items())}
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".partial")
-        with os.fdopen(handle, "w") as stream:
-            json.dump(records, stream, default=str)
-        os.replace(temporary, path)
+        write_bytes(path, json.dumps(records, default=str).encode())

@@ -120,28 +120,31 @@ def list_plugins(manager: pluggy.PluginManager | None = None) -> list[PluginInfo
     return infos
 
 
+def _answer(answer: Any, message: str, kind: str, options: list[str]) -> Any:
+    """``answer`` from a first-result hook, or the lookup error every helper below raises for ``None``."""
+    if answer is None:
+        raise PluginLookupError(message, kind=kind, options=options)
+    return answer
+
+
 def load_model(spec: str, **options: Any) -> Any:
     """Build a model from a text spec through the ``milan_load_model`` hook."""
-    model = get_plugin_manager().hook.milan_load_model(spec=spec, options=options)
-    if model is None:
-        raise PluginLookupError(
-            f"no plugin can build the model {spec!r}",
-            kind="model spec",
-            options=["torchvision:NAME[:WEIGHTS]", "synth:..."],
-        )
-    return model
+    return _answer(
+        get_plugin_manager().hook.milan_load_model(spec=spec, options=options),
+        f"no plugin can build the model {spec!r}",
+        kind="model spec",
+        options=["torchvision:NAME[:WEIGHTS]", "synth:..."],
+    )
 
 
 def open_source(spec: str, **options: Any) -> Any:
     """Open an exemplar source from a text spec through the ``milan_exemplar_source`` hook."""
-    source = get_plugin_manager().hook.milan_exemplar_source(spec=spec, options=options)
-    if source is None:
-        raise PluginLookupError(
-            f"no plugin can open the source {spec!r}",
-            kind="source spec",
-            options=["folder:PATH", "hf:NAME_OR_PATH:SPLIT", "latents:N:DIM:SEED", "synth:..."],
-        )
-    return source
+    return _answer(
+        get_plugin_manager().hook.milan_exemplar_source(spec=spec, options=options),
+        f"no plugin can open the source {spec!r}",
+        kind="source spec",
+        options=["folder:PATH", "hf:NAME_OR_PATH:SPLIT", "latents:N:DIM:SEED", "synth:..."],
+    )
 
 
 def get_adapter(model: Any) -> Any:
@@ -150,23 +153,23 @@ def get_adapter(model: Any) -> Any:
 
     if isinstance(model, ModelAdapter):
         return model
-    adapter = get_plugin_manager().hook.milan_model_adapter(model=model)
-    if adapter is None:
-        raise PluginLookupError(
-            f"no model adapter handles {type(model).__module__}.{type(model).__qualname__}; "
-            "write one with the milan_model_adapter hook (docs/adapters.md)",
-            kind="model adapter",
-            options=[],
-        )
-    return adapter
+    return _answer(
+        get_plugin_manager().hook.milan_model_adapter(model=model),
+        f"no model adapter handles {type(model).__module__}.{type(model).__qualname__}; "
+        "write one with the milan_model_adapter hook (docs/adapters.md)",
+        kind="model adapter",
+        options=[],
+    )
 
 
 def get_describer(name: str, **options: Any) -> Any:
     """The describer called ``name`` through the ``milan_describer`` hook."""
-    describer = get_plugin_manager().hook.milan_describer(name=name, options=options)
-    if describer is None:
-        raise PluginLookupError(f"no describer called {name!r}", kind="describer", options=[])
-    return describer
+    return _answer(
+        get_plugin_manager().hook.milan_describer(name=name, options=options),
+        f"no describer called {name!r}",
+        kind="describer",
+        options=[],
+    )
 
 
 def get_scorers() -> dict[str, Any]:

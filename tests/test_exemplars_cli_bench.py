@@ -73,3 +73,14 @@ def test_benchmark_smoke():
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert "engine/forward = " in result.stdout
     assert "4x/1x = " in result.stdout
+    assert "device cpu" in result.stdout and "peak RSS" in result.stdout
+
+
+def test_benchmark_refuses_a_device_it_cannot_use():
+    from milan_plugin.bench.exemplars import resolve_device
+    from milan_plugin.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="not a device"):
+        resolve_device("gpu0")
+    with pytest.raises(InvalidInputError, match="only cpu and cuda"):
+        resolve_device("meta")

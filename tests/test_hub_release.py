@@ -205,15 +205,19 @@ def test_truncated_zip_fails_clearly(converted, tmp_path):
     _assert_untouched(tmp_path / "out")
 
 
+def _rewrite_zip(source_zip, target_zip, change):
+    """Copy ``source_zip`` to ``target_zip``, each member's bytes passed through ``change(name, data)``."""
+    with zipfile.ZipFile(source_zip) as source, zipfile.ZipFile(target_zip, "w") as target:
+        for info in source.infolist():
+            target.writestr(info.filename, change(info.filename, source.read(info)))
+
+
 def test_truncated_array_inside_an_intact_zip_fails_clearly(tmp_path):
     fake = write_release_zip(tmp_path / "source" / "alexnet-places365.zip", with_images=True, units=2, k=2)
     broken = tmp_path / "alexnet-places365.zip"
-    with zipfile.ZipFile(fake.path) as source, zipfile.ZipFile(broken, "w") as target:
-        for info in source.infolist():
-            data = source.read(info)
-            target.writestr(
-                info.filename, data[:-100] if info.filename.endswith("conv2/images.npy") else data
-            )
+    _rewrite_zip(
+        fake.path, broken, lambda name, data: data[:-100] if name.endswith("conv2/images.npy") else data
+    )
     with pytest.raises(ReleaseFormatError, match=r"conv2/images.npy .*truncated"):
         convert_release([broken], tmp_path / "out", progress=False)
     _assert_untouched(tmp_path / "out")
@@ -222,16 +226,13 @@ def test_truncated_array_inside_an_intact_zip_fails_clearly(tmp_path):
 def test_mismatched_shapes_fail_clearly(tmp_path):
     fake = write_release_zip(tmp_path / "source" / "alexnet-places365.zip", with_images=True, units=2, k=2)
     broken = tmp_path / "alexnet-places365.zip"
-    with zipfile.ZipFile(fake.path) as source, zipfile.ZipFile(broken, "w") as target:
-        for info in source.infolist():
-            data = source.read(info)
-            if info.filename == "conv1/images.npy":
-                import io
+    import io
 
-                buffer = io.BytesIO()
-                np.save(buffer, np.zeros((2, 3, 3, 224, 224), dtype=np.uint8))
-                data = buffer.getvalue()
-            target.writestr(info.filename, data)
+    buffer = io.BytesIO()
+    np.save(buffer, np.zeros((2, 3, 3, 224, 224), dtype=np.uint8))
+    _rewrite_zip(
+        fake.path, broken, lambda name, data: buffer.getvalue() if name == "conv1/images.npy" else data
+    )
     with pytest.raises(
         ReleaseFormatError, match=r"images.npy has shape \(2, 3, 3, 224, 224\).*\(2, 2, 3, 224, 224\)"
     ):
@@ -242,10 +243,7 @@ def test_mismatched_shapes_fail_clearly(tmp_path):
 def test_ids_that_do_not_match_the_masks_fail_clearly(tmp_path):
     fake = write_release_zip(tmp_path / "source" / "resnet152-imagenet.zip", with_images=False, units=2, k=2)
     broken = tmp_path / "resnet152-imagenet.zip"
-    with zipfile.ZipFile(fake.path) as source, zipfile.ZipFile(broken, "w") as target:
-        for info in source.infolist():
-            data = source.read(info)
-            target.writestr(info.filename, b"1,2,3\n4,5,6\n" if info.filename == "conv2/ids.csv" else data)
+    _rewrite_zip(fake.path, broken, lambda name, data: b"1,2,3\n4,5,6\n" if name == "conv2/ids.csv" else data)
     with pytest.raises(ReleaseFormatError, match=r"ids.csv has 2 rows of \[3\] values.*2 rows of 2"):
         convert_release([broken], tmp_path / "out", progress=False)
     _assert_untouched(tmp_path / "out")

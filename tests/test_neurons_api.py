@@ -5,44 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torchvision
+from helpers_models import EvidenceDescriber, random_image_source
 
 import milan_plugin
 from milan_plugin.descriptions import Description
 from milan_plugin.errors import InvalidInputError
-from milan_plugin.sources.tensors import TensorSource
 
 LAYER = "layer4"
-
-
-class EvidenceDescriber:
-    """Describes a unit by its best exemplar's key and mask coverage, so any change in the
-    exemplars (ids, maps or thresholds) changes the text; counts its calls."""
-
-    name = "test:evidence"
-    version = "1"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def describe(self, exemplars, units=None):
-        self.calls += 1
-        units = exemplars.units.tolist() if units is None else list(units)
-        descriptions = []
-        for unit in units:
-            row = exemplars.row(unit)
-            coverage = exemplars.masks(unit, size=32).float().mean().item()
-            descriptions.append(
-                Description(
-                    layer=exemplars.layer,
-                    unit=int(unit),
-                    text=f"{exemplars.keys[row][0]} covers {coverage:.4f}",
-                    score=float(exemplars.activations[row, 0]),
-                    describer=self.name,
-                    describer_version=self.version,
-                    exemplar_settings=dict(exemplars.settings),
-                )
-            )
-        return descriptions
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +22,7 @@ def resnet():
 
 @pytest.fixture(scope="module")
 def images():
-    generator = torch.Generator().manual_seed(1)
-    return TensorSource(
-        torch.randint(0, 256, (32, 3, 64, 64), dtype=torch.uint8, generator=generator), image_size=64
-    )
+    return random_image_source(size=64, count=32, seed=1)
 
 
 def wrapped(model, source, **options):

@@ -9,52 +9,24 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers_models import EvidenceDescriber, random_image_source
 
 import milan_plugin
-from milan_plugin.descriptions import Description
 from milan_plugin.plugins import get_adapter, get_describer, open_source
-from milan_plugin.sources.tensors import TensorSource
 
 UNIT = 3
-
-
-class EvidenceDescriber:
-    """Text from the best exemplar's key and the mask coverage: sensitive to any exemplar change."""
-
-    name = "test:evidence"
-    version = "1"
-
-    def describe(self, exemplars, units=None):
-        units = exemplars.units.tolist() if units is None else list(units)
-        descriptions = []
-        for unit in units:
-            row = exemplars.row(unit)
-            coverage = exemplars.masks(unit, size=32).float().mean().item()
-            descriptions.append(
-                Description(
-                    layer=exemplars.layer,
-                    unit=int(unit),
-                    text=f"{exemplars.keys[row][0]} {coverage:.4f}",
-                    score=float(exemplars.activations[row, 0]),
-                    describer=self.name,
-                    describer_version=self.version,
-                    exemplar_settings=dict(exemplars.settings),
-                )
-            )
-        return descriptions
-
-
-def image_source(size=32, count=24):
-    generator = torch.Generator().manual_seed(0)
-    pictures = torch.randint(0, 256, (count, 3, size, size), dtype=torch.uint8, generator=generator)
-    return TensorSource(pictures, image_size=size)
 
 
 def resnet_case():
     import torchvision
 
     torch.manual_seed(0)
-    return torchvision.models.resnet18(num_classes=5).eval(), "layer3", image_source(64), EvidenceDescriber()
+    return (
+        torchvision.models.resnet18(num_classes=5).eval(),
+        "layer3",
+        random_image_source(64),
+        EvidenceDescriber(),
+    )
 
 
 def torchvision_vit_case():
@@ -65,7 +37,7 @@ def torchvision_vit_case():
         image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64, num_classes=5
     ).eval()
     torch.nn.init.normal_(model.heads.head.weight)  # torchvision starts the head at zero
-    return model, "encoder.layers.encoder_layer_1.mlp.0", image_source(), EvidenceDescriber()
+    return model, "encoder.layers.encoder_layer_1.mlp.0", random_image_source(), EvidenceDescriber()
 
 
 def transformers_vit_case():
@@ -80,7 +52,7 @@ def transformers_vit_case():
         image_size=32,
         patch_size=8,
     )
-    return ViTModel(config).eval(), "layers.1.mlp.fc1", image_source(), EvidenceDescriber()
+    return ViTModel(config).eval(), "layers.1.mlp.fc1", random_image_source(), EvidenceDescriber()
 
 
 def transformer_lens_case():

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import torch
 
+from milan_plugin.exemplars.atomic import write_bytes, write_with
+
 if TYPE_CHECKING:
     from milan_plugin.exemplars.exemplar_set import ExemplarSet
 
@@ -39,13 +41,11 @@ def tile(images: torch.Tensor, columns: int = 5, gap: int = 2) -> torch.Tensor:
 
 
 def save_png(image: torch.Tensor, path: str | os.PathLike) -> None:
-    """Write a uint8 ``(3, H, W)`` tensor as a PNG (temp file, then ``os.replace``)."""
+    """Write a uint8 ``(3, H, W)`` tensor as a PNG, atomically."""
     from PIL import Image
 
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.partial")
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(temporary, format="PNG")
-    os.replace(temporary, path)
+    picture = Image.fromarray(image.permute(1, 2, 0).numpy())
+    write_with(path, lambda temporary: picture.save(temporary, format="PNG"))
 
 
 def write_layer_viz(
@@ -84,7 +84,5 @@ def write_layer_viz(
         f"the image is at 25% brightness.</p>{''.join(sections)}</body></html>"
     )
     index = directory / "index.html"
-    temporary = directory / ".index.html.partial"
-    temporary.write_text(page, encoding="utf-8")
-    os.replace(temporary, index)
+    write_bytes(index, page.encode("utf-8"))
     return index

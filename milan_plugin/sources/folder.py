@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import torch
 from PIL import Image
 
 from milan_plugin.errors import EmptySourceError, InvalidInputError
 from milan_plugin.fingerprint import digest_json
-from milan_plugin.sources.images import NEUTRAL_GREY
 from milan_plugin.sources.pil_source import PILImageSource
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -42,27 +40,14 @@ def find_images(root: Path) -> list[str]:
 class FolderSource(PILImageSource):
     """The image files under ``root`` (see the module docstring for ids and fingerprints).
 
-    Keyword arguments are those of :class:`~milan_plugin.sources.pil_source.PILImageSource`.
+    ``image_options`` (``image_size``, ``resize_size``, ``transform``, ``on_error``,
+    ``background``) are those of :class:`~milan_plugin.sources.pil_source.PILImageSource`.
     """
 
     def __init__(
-        self,
-        root: str | os.PathLike[str],
-        *,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        transform: Callable[[Image.Image], torch.Tensor] | None = None,
-        on_error: str = "skip",
-        background: str | tuple[int, int, int] = NEUTRAL_GREY,
-        content_hash: bool = False,
+        self, root: str | os.PathLike[str], *, content_hash: bool = False, **image_options: Any
     ) -> None:
-        super().__init__(
-            image_size=image_size,
-            resize_size=resize_size,
-            transform=transform,
-            on_error=on_error,
-            background=background,
-        )
+        super().__init__(**image_options)
         self.root = Path(root).expanduser().resolve()
         if not self.root.is_dir():
             raise InvalidInputError(f"folder source: {str(root)!r} is not a directory")

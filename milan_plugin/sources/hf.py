@@ -14,16 +14,13 @@ preprocessing settings.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from PIL import Image
 
 from milan_plugin.errors import EmptySourceError, InvalidInputError
 from milan_plugin.fingerprint import digest_json
-from milan_plugin.sources.images import NEUTRAL_GREY
 from milan_plugin.sources.pil_source import PILImageSource
 
 
@@ -45,7 +42,7 @@ def image_column_of(dataset: Any, image_column: str | None) -> str:
 
 
 class DatasetSource(PILImageSource):
-    """The images of a ``datasets.Dataset``; keyword arguments as for ``PILImageSource``."""
+    """The images of a ``datasets.Dataset``; ``image_options`` are those of ``PILImageSource``."""
 
     def __init__(
         self,
@@ -55,19 +52,9 @@ class DatasetSource(PILImageSource):
         key_column: str | None = None,
         spec: str | None = None,
         split: str | None = None,
-        image_size: int = 224,
-        resize_size: int | None = None,
-        transform: Callable[[Image.Image], torch.Tensor] | None = None,
-        on_error: str = "skip",
-        background: str | tuple[int, int, int] = NEUTRAL_GREY,
+        **image_options: Any,
     ) -> None:
-        super().__init__(
-            image_size=image_size,
-            resize_size=resize_size,
-            transform=transform,
-            on_error=on_error,
-            background=background,
-        )
+        super().__init__(**image_options)
         from datasets import Dataset
 
         if not isinstance(dataset, Dataset):
