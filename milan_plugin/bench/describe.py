@@ -4,6 +4,10 @@
 describes the planted units of the split from their engine-computed exemplars; its descriptions
 are scored against the three references per unit. Exact concept match is defined in
 :func:`milan_plugin.synth.language.exact_match` and docs/synth.md.
+
+``--split cnn`` judges describers on real trained neurons instead: the units of the world CNN
+(:mod:`milan_plugin.synth.trained`) whose NetDissect IoU label reaches 0.04, with varied
+wordings of that label as references (:mod:`milan_plugin.synth.cnn_labels`).
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ METRICS = ("units", "exact_match", "bleu4", "cider", "bertscore_f1")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--describer", action="append", required=True, help="describer name (repeatable)")
-    parser.add_argument("--split", default="test", choices=("train", "validation", "test", "test_family"))
+    parser.add_argument(
+        "--split", default="test", choices=("train", "validation", "test", "test_family", "cnn")
+    )
     parser.add_argument("--seed", type=int, default=0, help="world seed")
     parser.add_argument("--size", default="small", choices=("small", "default"))
     parser.add_argument("--cache-dir", default=None, help="where the synthetic set is cached")
@@ -58,18 +64,28 @@ def score_descriptions(texts: list[str], rows: list[dict[str, Any]]) -> dict[str
 
 def evaluate(describer_name: str, split: str, seed: int, size: str, cache_dir: Any = None) -> dict[str, Any]:
     from milan_plugin.plugins import get_describer
-    from milan_plugin.synth.dataset import build_synthetic_annotations, planted_exemplars
+    from milan_plugin.synth.dataset import LAYER, build_synthetic_annotations, planted_exemplars
 
-    dataset = build_synthetic_annotations(seed=seed, size=size, cache_dir=cache_dir, progress=False)
-    rows = list(dataset[split])
-    exemplars = planted_exemplars(seed, size, cache_dir=cache_dir, progress=False)
+    if split == "cnn":
+        from milan_plugin.synth.cnn_labels import cnn_exemplars, trained_cnn_annotations
+
+        rows = list(trained_cnn_annotations(seed, cache_dir=cache_dir, progress=False))
+        exemplar_sets = cnn_exemplars(seed, cache_dir=cache_dir, progress=False)
+    else:
+        dataset = build_synthetic_annotations(seed=seed, size=size, cache_dir=cache_dir, progress=False)
+        rows = list(dataset[split])
+        exemplar_sets = {LAYER: planted_exemplars(seed, size, cache_dir=cache_dir, progress=False)}
     describer = get_describer(describer_name, seed=seed, size=size, cache_dir=cache_dir)
-    units = [row["unit"] for row in rows]
+    texts: dict[tuple[str, int], str] = {}
     started = time.perf_counter()
-    descriptions = describer.describe(exemplars.subset(units), units)
+    for layer, exemplars in exemplar_sets.items():
+        units = [row["unit"] for row in rows if row["layer"] == layer]
+        if units:
+            for description in describer.describe(exemplars.subset(units), units):
+                texts[layer, description.unit] = description.text
     seconds = time.perf_counter() - started
     result = {"describer": describer_name, "split": split, "seed": seed, "size": size}
-    result.update(score_descriptions([d.text for d in descriptions], rows))
+    result.update(score_descriptions([texts[row["layer"], row["unit"]] for row in rows], rows))
     result["describe_seconds"] = seconds
     return result
 

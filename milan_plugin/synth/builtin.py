@@ -1,4 +1,7 @@
-"""Built-in hooks of the synthetic world: the ``synth:scenes`` source, ``synth:planted`` models, baselines.
+"""Built-in hooks of the synthetic world: the scenes source, planted and trained models, baselines.
+
+Specs: ``synth:scenes?...`` (source), ``synth:planted?seed=0&size=small`` and
+``synth:world-cnn?seed=0`` (models), ``baseline:*`` (describers).
 
 Registered like any third-party plugin and marked ``trylast``; nothing heavy is imported until a
 hook sees a spec or name of its own.
@@ -12,6 +15,8 @@ from typing import Any
 from milan_plugin.hookspecs import hookimpl
 
 PLANTED_SCHEME = "synth:planted"
+#: The trained world CNN (:mod:`milan_plugin.synth.trained`), trained and cached on first load.
+CNN_SCHEME = "synth:world-cnn"
 BASELINES = ("baseline:random", "baseline:most-frequent", "baseline:netdissect")
 
 
@@ -28,21 +33,26 @@ def milan_exemplar_source(spec: str, options: Mapping[str, Any]) -> Any:
 
 @hookimpl(trylast=True)
 def milan_load_model(spec: str, options: Mapping[str, Any]) -> Any:
-    if spec.partition("?")[0] != PLANTED_SCHEME:
+    scheme = spec.partition("?")[0]
+    if scheme not in (PLANTED_SCHEME, CNN_SCHEME):
         return None
     from urllib.parse import parse_qsl
 
     from milan_plugin.errors import InvalidInputError
     from milan_plugin.synth.dataset import planted_model
+    from milan_plugin.synth.trained import world_cnn
 
-    settings = {"seed": "0", "size": "small"}
+    settings = {"seed": "0", "size": "small"} if scheme == PLANTED_SCHEME else {"seed": "0"}
     for key, value in parse_qsl(spec.partition("?")[2]):
         if key not in settings:
-            raise InvalidInputError(f"unknown option {key!r} in {spec!r}; known: seed, size")
+            raise InvalidInputError(f"unknown option {key!r} in {spec!r}; known: {', '.join(settings)}")
         settings[key] = value
     if not settings["seed"].isdigit():
         raise InvalidInputError(f"seed must be a non-negative integer in {spec!r}")
-    model = planted_model(int(settings["seed"]), settings["size"])
+    if scheme == CNN_SCHEME:
+        model = world_cnn(int(settings["seed"]), progress=options.get("progress", True))
+    else:
+        model = planted_model(int(settings["seed"]), settings["size"])
     device = options.get("device")
     return model.to(device) if device else model
 

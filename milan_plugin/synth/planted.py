@@ -89,23 +89,31 @@ class PlantedUnitLayer(nn.Module):
         present = fraction.sum(dim=2) > 0
         fire_a, gate_a, fire_b, gate_b = self.table().lookup(distinct.cpu())
         fire_a, gate_a, fire_b, gate_b = (t.to(inputs.device) for t in (fire_a, gate_a, fire_b, gate_b))
-        side_a = torch.matmul(fire_a.float(), fraction) * image_gates(present, gate_a)[:, :, None]
-        side_b = torch.matmul(fire_b.float(), fraction) * image_gates(present, gate_b)[:, :, None]
-        return (side_a + side_b).view(batch, -1, RESOLUTION, RESOLUTION)
+        # The gates are per image and unit, so they fold into one weight matrix per image: one bmm.
+        weights = fire_a.float()[None] * image_gates(present, gate_a)[:, :, None]
+        weights += fire_b.float()[None] * image_gates(present, gate_b)[:, :, None]
+        return torch.bmm(weights, fraction).view(batch, -1, RESOLUTION, RESOLUTION)
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         blurred = self.coverage(inputs)
-        batch = blurred.shape[0]
-        # A ramp from 0 at half cover to 1 at 90 %: masks thresholded anywhere on it stay inside the concept.
-        response = ((blurred - RAMP_LOW) / (RAMP_HIGH - RAMP_LOW)).clamp_(0.0, 1.0)
-        surround = F.max_pool2d(response, kernel_size=3, stride=1, padding=1).sub_(response)
-        response = response.sub_(surround.mul_(SURROUND))
+        batch, units = blurred.shape[:2]
         noise = inputs[:, -1]
         fields = noise.reshape(batch, RESOLUTION, noise.shape[1] // RESOLUTION, RESOLUTION, -1)
         fields = fields.permute(0, 2, 4, 1, 3).reshape(batch, -1, RESOLUTION, RESOLUTION)
         unit_noise = fields[:, self.noise_field % fields.shape[1]]
-        output = response.mul_(self.strength[None, :, None, None]).add_(self.background[None, :, None, None])
-        return output.addcmul_(unit_noise, (self.noise_scale * self.noise_sign)[None, :, None, None])
+        noise_weight = self.noise_scale * self.noise_sign
+        background = self.background[None, :, None, None].expand(batch, units, RESOLUTION, RESOLUTION)
+        output = torch.addcmul(background, unit_noise, noise_weight[None, :, None, None])
+        # Most units see nothing of their concept in most images (cover <= RAMP_LOW everywhere):
+        # those maps are background + noise, and only the rest get a response.
+        image, unit = torch.nonzero(blurred.amax(dim=(2, 3)) > RAMP_LOW, as_tuple=True)
+        # A ramp from 0 at half cover to 1 at 90 %: masks thresholded anywhere on it stay inside the concept.
+        active = blurred[image, unit].sub_(RAMP_LOW).div_(RAMP_HIGH - RAMP_LOW).clamp_(0.0, 1.0)
+        surround = F.max_pool2d(active[:, None], kernel_size=3, stride=1, padding=1)[:, 0].sub_(active)
+        active = active.sub_(surround.mul_(SURROUND)).mul_(self.strength[unit, None, None])
+        active = active.add_(self.background[unit, None, None])
+        output[image, unit] = active.addcmul_(unit_noise[image, unit], noise_weight[unit, None, None])
+        return output
 
 
 class PlantedNeurons(nn.Module):
