@@ -23,12 +23,7 @@ def add_benchmark_parsers(parser: argparse.ArgumentParser) -> None:
     """Add one sub-parser per benchmark; modules are imported only when their help is built."""
     subparsers = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, dotted in BENCHMARKS.items():
-        try:
-            module = importlib.import_module(dotted)
-        except ModuleNotFoundError as error:  # INTERIM-SKIP
-            if error.name != dotted:
-                raise
-            continue
+        module = importlib.import_module(dotted)
         sub = subparsers.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
         module.add_arguments(sub)
         sub.set_defaults(func=module.run)

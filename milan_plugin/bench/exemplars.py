@@ -114,6 +114,10 @@ def measure_time(
     source = TensorSource.raw(inputs)
     with torch.no_grad():
         model(inputs[:batch_size].to(device))  # warm-up (and, on a GPU, kernel selection)
+    # The engine's own kernels (sort, bincount, ...) load lazily on first use; warm them up too.
+    compute_exemplars(
+        model, list(LAYERS), TensorSource.raw(inputs[:batch_size]), k=1, progress=False, device=device
+    )
     _synchronize(device)
 
     def forward_seconds() -> float:

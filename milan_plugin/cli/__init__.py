@@ -33,13 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for dotted in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(dotted)
-        except ModuleNotFoundError as error:  # INTERIM-SKIP
-            if error.name != dotted:
-                raise
-            continue
-        module.add_parser(subparsers)
+        importlib.import_module(dotted).add_parser(subparsers)
     return parser
 
 

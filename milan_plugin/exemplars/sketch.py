@@ -152,17 +152,18 @@ class QuantileSketch:
         total = self.total()
         if bool((total == 0).any()):
             raise ValueError("the sketch has units that saw no values; cannot read a quantile")
-        counts = self.counts.cpu()
-        total = total.cpu()
+        # Read out where the counts live: copying a GPU histogram to the host costs more than
+        # the whole readout.
+        counts = self.counts
         cumulative = counts.cumsum(dim=1)
         rank = q * (total - 1).double()
         lower = rank.floor().long()
         upper = torch.minimum(lower + 1, total - 1)
         fraction = rank - lower.double()
-        minimum, maximum = self.minimum.cpu().double(), self.maximum.cpu().double()
+        minimum, maximum = self.minimum.double(), self.maximum.double()
         low_value = self._value_at(cumulative, counts, lower, minimum, maximum)
         high_value = self._value_at(cumulative, counts, upper, minimum, maximum)
-        return (low_value + fraction * (high_value - low_value)).float()
+        return (low_value + fraction * (high_value - low_value)).float().cpu()
 
     def _value_at(
         self,
