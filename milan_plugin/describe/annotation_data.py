@@ -61,15 +61,12 @@ def _open(annotations: Any, progress: bool) -> dict[str, Any]:
 
         size, _, seed = text.removeprefix("synth:").partition(":")
         return dict(build_synthetic_annotations(seed=int(seed or 0), size=size or "small", progress=progress))
+    from milan_plugin.hub.milannotations import load_milannotations
+    from milan_plugin.hub.transfer import load_folder_dataset
+
     if Path(text).expanduser().is_dir():
-        return dict(datasets.load_dataset(str(Path(text).expanduser())))
-    try:
-        from milan_plugin.hub.milannotations import load_milannotations
-    except ModuleNotFoundError as error:
-        raise InvalidInputError(
-            f"{text!r} is neither a synth: key nor a local folder, and the Hub integration "
-            f"(milan_plugin.hub) is not available ({error}) to look it up as a MILANNOTATIONS key"
-        ) from error
+        # Loaded by absolute file paths: `load_dataset(folder)` caches by the folder's name only.
+        return dict(load_folder_dataset(Path(text).expanduser()))
     loaded = load_milannotations(text, split=None)
     return dict(loaded) if isinstance(loaded, Mapping) else {"train": loaded}
 
