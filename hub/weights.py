@@ -123,16 +123,20 @@ def download_original_checkpoint(
     target = dest / url.rsplit("/", 1)[-1] if dest.is_dir() else dest
     temporary = target.with_name(f".{target.name}.partial")
     digest = hashlib.sha256()
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        total = int(response.headers.get("Content-Length") or 0) or None
-        with (
-            temporary.open("wb") as stream,
-            tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar,
-        ):
-            for block in iter(lambda: response.read(2**20), b""):
-                stream.write(block)
-                digest.update(block)
-                bar.update(len(block))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            with (
+                temporary.open("wb") as stream,
+                tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress) as bar,
+            ):
+                for block in iter(lambda: response.read(2**20), b""):
+                    stream.write(block)
+                    digest.update(block)
+                    bar.update(len(block))
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     if sha256 is not None and digest.hexdigest() != sha256.lower():
         temporary.unlink()
         raise InvalidInputError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}; not kept")

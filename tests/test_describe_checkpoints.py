@@ -108,7 +108,9 @@ def _serialized(properties, children=None, state_dict=None):
     return node
 
 
-def write_original_checkpoint(path: Path, describer: MilanDescriber, extra: object = None) -> Path:
+def write_original_checkpoint(
+    path: Path, describer: MilanDescriber, extra: object = None, backbone_state: dict | None = None
+) -> Path:
     """A file in the layout of the released ``milan-*.pth``: nested serialised dicts, spaCy config inside.
 
     spaCy is not installed here, so its ``Config`` class (a dict subclass pickled by module and name
@@ -160,6 +162,7 @@ def write_original_checkpoint(path: Path, describer: MilanDescriber, extra: obje
     )
     state = collections.OrderedDict(describer.captioner.state_dict())
     state.update((f"lm.{name}", tensor) for name, tensor in lm_state.items())
+    state.update((f"encoder.featurizer.{name}", tensor) for name, tensor in (backbone_state or {}).items())
     config = describer.captioner.config
     properties = {
         "indexer": indexer,
@@ -247,3 +250,28 @@ def test_load_describer_takes_options_in_the_name_and_ignores_other_plugins_opti
     assert (describer.strategy, describer.lm_weight, describer.beam_size) == ("greedy", 0.5, 3)
     with pytest.raises(InvalidInputError, match="unknown describer option 'beam'"):
         milan_plugin.load_describer(f"{folder}?beam=3")
+
+
+def test_original_checkpoint_brings_its_own_backbone_weights(tmp_path):
+    source = random_describer()
+    backbone = {
+        name: tensor + 0.5 if tensor.is_floating_point() else tensor
+        for name, tensor in source.encoder.backbone.state_dict().items()
+    }
+    path = write_original_checkpoint(tmp_path / "milan-demo.pth", source, backbone_state=backbone)
+    imported = import_original_checkpoint(path, progress=False)
+    loaded = imported.encoder.backbone.state_dict()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in backbone.items())
+
+
+def test_original_checkpoint_with_foreign_backbone_weights_warns_and_keeps_its_own(tmp_path):
+    source = random_describer()
+    path = write_original_checkpoint(
+        tmp_path / "milan-demo.pth", source, backbone_state={"conv1.weight": torch.zeros(2, 3, 7, 7)}
+    )
+    with pytest.warns(UserWarning, match="keeping the backbone's own weights"):
+        imported = import_original_checkpoint(path, progress=False)
+    expected = source.encoder.backbone.state_dict()
+    assert all(
+        torch.equal(tensor, expected[name]) for name, tensor in imported.encoder.backbone.state_dict().items()
+    )

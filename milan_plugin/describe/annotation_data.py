@@ -106,10 +106,15 @@ def rows_digest(rows: Any) -> str:
         hasher.update(f"{source}|{list(image_ids)}|{len(images)}".encode())
         hasher.update(bytes(masks))
         for image in images:
-            hasher.update(
-                image["bytes"] if isinstance(image, Mapping) and image.get("bytes") else repr(image).encode()
-            )
+            hasher.update(_image_identity(image))
     return hasher.hexdigest()[:16]
+
+
+def _image_identity(image: Any) -> bytes:
+    """Bytes that identify an image record or PIL image by content (never by object address)."""
+    if isinstance(image, Mapping):
+        return image.get("bytes") or str(image.get("path")).encode()
+    return f"{image.mode}{image.size}".encode() + image.tobytes()
 
 
 def encode_rows(
@@ -206,6 +211,7 @@ def _decode_image(image: Any) -> torch.Tensor:
     from PIL import Image
 
     if isinstance(image, Mapping):
-        image = Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"])
+        with Image.open(io.BytesIO(image["bytes"]) if image.get("bytes") else image["path"]) as opened:
+            return _decode_image(opened.convert("RGB"))
     array = np.asarray(image.convert("RGB").resize((224, 224)), dtype=np.uint8)
     return torch.from_numpy(array).permute(2, 0, 1).contiguous()

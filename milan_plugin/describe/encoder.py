@@ -85,7 +85,7 @@ class ExemplarEncoder(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         with torch.no_grad():
-            probe = self.stage_maps(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+            probe = self.stage_maps(torch.zeros(1, 3, 64, 64, dtype=torch.uint8), resize=False)
         self.stage_sizes = [int(stage.shape[1]) for stage in probe]
         self.feature_size = sum(self.stage_sizes)
 
@@ -100,12 +100,13 @@ class ExemplarEncoder(nn.Module):
         return self.mean.device
 
     @torch.no_grad()
-    def stage_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Feature maps of every stage for uint8 ``(n, 3, H, W)`` images (resized to 224)."""
+    def stage_maps(self, images: torch.Tensor, resize: bool = True) -> list[torch.Tensor]:
+        """Feature maps of every stage for uint8 ``(n, 3, H, W)`` images, resized to 224 so that
+        features are on the scale the captioner was trained on (``resize=False`` only for probes)."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise InvalidInputError(f"expected images of shape (n, 3, H, W); got {tuple(images.shape)}")
         inputs = images.to(self.device, torch.float32) / 255.0
-        if inputs.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE) and images.shape[-1] >= IMAGE_SIZE:
+        if resize and inputs.shape[-2:] != (IMAGE_SIZE, IMAGE_SIZE):
             inputs = F.interpolate(
                 inputs, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False
             )

@@ -189,13 +189,26 @@ def import_original_checkpoint(
 
 
 def _load_backbone_weights(describer: MilanDescriber, encoder_state: Mapping[str, torch.Tensor]) -> None:
-    """Load the checkpoint's backbone copy when its names end in torchvision's names."""
+    """Load the checkpoint's backbone copy: torchvision's names under one common prefix.
+
+    The prefix is found from the first parameter name, then every name must exist exactly
+    under it with the right shape (suffix matching alone would confuse ``conv1.weight`` with
+    ``layer1.0.conv1.weight``). Without such a copy the encoder keeps its torchvision weights,
+    and a warning says so.
+    """
+    import warnings
+
     backbone = describer.encoder.backbone
     expected = backbone.state_dict()
-    matched = {}
-    for name in expected:
-        found = [key for key in encoder_state if key == name or key.endswith("." + name)]
-        if len(found) != 1 or encoder_state[found[0]].shape != expected[name].shape:
+    first = next(iter(expected))
+    prefixes = [key[: -len(first)] for key in encoder_state if key == first or key.endswith("." + first)]
+    for prefix in sorted(prefixes, key=len):
+        matched = {name: encoder_state.get(prefix + name) for name in expected}
+        if all(value is not None and value.shape == expected[name].shape for name, value in matched.items()):
+            backbone.load_state_dict(matched)
             return
-        matched[name] = encoder_state[found[0]]
-    backbone.load_state_dict(matched)
+    warnings.warn(
+        "the checkpoint's encoder weights do not match the torchvision backbone "
+        f"{describer.encoder.config.backbone!r}; keeping the backbone's own weights",
+        stacklevel=3,
+    )

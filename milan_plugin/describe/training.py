@@ -28,6 +28,7 @@ from milan_plugin.describe.describer import MilanDescriber
 from milan_plugin.describe.encoder import EncoderConfig, ExemplarEncoder
 from milan_plugin.describe.language_model import LanguageModelConfig
 from milan_plugin.describe.vocabulary import Vocabulary
+from milan_plugin.exemplars.atomic import write_bytes
 from milan_plugin.fingerprint import digest_json, digest_state_dict
 
 STATE_FILE = "training-state.pt"
@@ -238,7 +239,7 @@ class Trainer:
                     )
         describer.eval()
         describer.save_pretrained(self.out_dir)
-        (self.out_dir / LOG_FILE).write_text(json.dumps(log, indent=2))
+        write_bytes(self.out_dir / LOG_FILE, json.dumps(log, indent=2).encode())
         return describer
 
     # -- epochs -------------------------------------------------------------------------------

@@ -37,8 +37,11 @@ _SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lowercased tokens of ``text``, punctuation and stop words kept."""
-    return _TOKEN.findall(text.lower())
+    """Lowercased tokens of ``text``, punctuation and stop words kept.
+
+    Typographic apostrophes count as straight ones, so "don’t" splits like "don't".
+    """
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
 
 
 def detokenize(tokens: Sequence[str]) -> str:
