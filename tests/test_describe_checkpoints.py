@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from milan_plugin.describe.captioner import CaptionerConfig
+from milan_plugin.describe.captioner import NORMALISATION_BUFFERS, CaptionerConfig
 from milan_plugin.describe.describer import MilanDescriber
 from milan_plugin.describe.encoder import EncoderConfig
 from milan_plugin.describe.importer import InertDict, import_original_checkpoint, read_original_checkpoint
@@ -160,7 +160,11 @@ def write_original_checkpoint(
         {"indexer": "indexer"},
         lm_state,
     )
-    state = collections.OrderedDict(describer.captioner.state_dict())
+    state = collections.OrderedDict(
+        (name, tensor)
+        for name, tensor in describer.captioner.state_dict().items()
+        if name not in NORMALISATION_BUFFERS
+    )
     state.update((f"lm.{name}", tensor) for name, tensor in lm_state.items())
     state.update((f"encoder.featurizer.{name}", tensor) for name, tensor in (backbone_state or {}).items())
     config = describer.captioner.config

@@ -134,3 +134,21 @@ def test_a_trained_describer_names_held_out_features_and_wpmi_ranks_like_decodin
     scores = WPMIScorer(describer).score_features(texts_of_best, held_out[0])
     for hypothesis, score in zip(best, scores.tolist(), strict=True):
         assert score == pytest.approx(hypothesis.score, abs=1e-3)
+
+
+def test_the_captioner_standardises_features_with_the_training_statistics(tmp_path):
+    from milan_plugin.describe.describer import MilanDescriber
+
+    features, texts = toy_data(24, seed=3)
+    features = features * 40.0 + 7.0  # far from unit scale, as raw backbone stages are
+    trainer = Trainer(small_config(max_epochs=1), tmp_path, progress=False, bleu=lambda *_: 0.0)
+    describer = trainer.fit(features, texts, features[:6], texts[:6])
+    flat = features.flatten(0, 1)
+    torch.testing.assert_close(describer.captioner.feature_shift, flat.mean(dim=0))
+    torch.testing.assert_close(describer.captioner.feature_scale, flat.std(dim=0))
+    prepared = describer.captioner.prepare(features).flatten(0, 1)
+    assert prepared.mean(dim=0).abs().max() < 1e-4 and (prepared.std(dim=0) - 1).abs().max() < 1e-4
+    saved = describer.save_pretrained(tmp_path / "saved")
+    loaded = MilanDescriber.from_pretrained(saved)
+    assert torch.equal(loaded.captioner.feature_scale, describer.captioner.feature_scale)
+    assert loaded.describe_features(features[:4]) == describer.describe_features(features[:4])

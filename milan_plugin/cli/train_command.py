@@ -19,6 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--feature-cache", help="where to cache encoder features (default OUT/features)")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("--half", action="store_true", help="store the weights in float16")
+    parser.add_argument("--device", default=None, help="where to encode and train, e.g. cuda (default cpu)")
     for field in fields(TrainingConfig):
         kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
         parser.add_argument(
@@ -39,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
             overrides[field.name] = None if value == "none" else value
     config = TrainingConfig(**overrides)
     describer = train_describer(
-        args.annotations, args.out, config, progress=not args.no_progress, feature_cache=args.feature_cache
+        args.annotations,
+        args.out,
+        config,
+        progress=not args.no_progress,
+        feature_cache=args.feature_cache,
+        device=args.device,
     )
     if args.half:
         describer.save_pretrained(args.out, dtype=torch.float16)

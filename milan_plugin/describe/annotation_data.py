@@ -179,7 +179,7 @@ def encode_rows(
                     unpacked[row] = unpack_masks(columns["masks"][row], columns["mask_shape"][row])
             masks = torch.stack([unpacked[row][position] for _, row, position in members])
             image_index = torch.tensor([i for i, _, _ in members])
-            pooled = encoder.encode_shared(images, image_index, masks)
+            pooled = encoder.encode_shared(images, image_index, masks).cpu()
             for (_, row, position), vector in zip(members, pooled, strict=True):
                 features[row, position] = vector
             bar.update(len(batch))

@@ -2,7 +2,10 @@
 
 Module and parameter names follow the original MILAN decoder (``init_h.0``, ``attend.*``,
 ``feature_gate.0``, ``lstm``, ``output.1``, ...) so that released checkpoints load with a plain
-``load_state_dict``.
+``load_state_dict``. One addition: the buffers ``feature_shift`` / ``feature_scale`` standardise
+the exemplar vectors with statistics of the training features (identity for imported checkpoints).
+Backbone stages differ several-fold in scale, and without it the wide stages dominate the attention
+and the initial state.
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ import torch
 from torch import nn
 
 from milan_plugin.errors import InvalidInputError
+
+#: Buffers this package adds to the original captioner's parameters.
+NORMALISATION_BUFFERS = ("feature_shift", "feature_scale")
 
 
 @dataclass
@@ -65,14 +71,31 @@ class Captioner(nn.Module):
         self.output = nn.Sequential(
             nn.Dropout(p=config.dropout), nn.Linear(hidden, config.vocab_size), nn.LogSoftmax(dim=-1)
         )
+        self.register_buffer("feature_shift", torch.zeros(features))
+        self.register_buffer("feature_scale", torch.ones(features))
 
-    def initial_state(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """h0, c0 from the mean exemplar vector; ``features`` is (batch, k, feature_size)."""
+    @torch.no_grad()
+    def fit_normalisation(self, features: torch.Tensor) -> None:
+        """Standardise with the mean and deviation of ``features`` (any shape ending in feature_size).
+
+        Dimensions that never vary (a deviation under 1e-3) are only centred, not blown up.
+        """
+        flat = features.reshape(-1, self.config.feature_size).float()
+        self.feature_shift.copy_(flat.mean(dim=0))
+        self.feature_scale.copy_(flat.std(dim=0).clamp_min(1e-3))
+
+    def prepare(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised exemplar vectors: what :meth:`initial_state`, :meth:`project_keys` and
+        :meth:`step` take. Decoders call it once per batch of units."""
         if features.dim() != 3 or features.shape[-1] != self.config.feature_size:
             raise InvalidInputError(
                 f"captioner expects features (batch, k, {self.config.feature_size}); "
                 f"got {tuple(features.shape)}"
             )
+        return (features - self.feature_shift) / self.feature_scale
+
+    def initial_state(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """h0, c0 from the mean prepared exemplar vector; ``features`` is (batch, k, feature_size)."""
         mean = features.mean(dim=1)
         return self.init_h(mean), self.init_c(mean)
 
@@ -99,8 +122,10 @@ class Captioner(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Teacher-forced log-probs (B, T, V) and attentions (B, T, k) for ``targets`` (B, T).
 
-        Step t reads target t-1 (``<start>`` at t = 0), as in training.
+        ``features`` are raw encoder vectors. Step t reads target t-1 (``<start>`` at t = 0), as in
+        training.
         """
+        features = self.prepare(features)
         state = self.initial_state(features)
         projected = self.project_keys(features)
         previous = torch.full((len(targets),), start_index, dtype=torch.long, device=targets.device)

@@ -46,6 +46,7 @@ def beam_search(
     units, beams = len(features), beam_size
     vocab = captioner.config.vocab_size
     device = features.device
+    features = captioner.prepare(features)
     repeated = features.repeat_interleave(beams, dim=0)
     projected = captioner.project_keys(features).repeat_interleave(beams, dim=0)
     state = captioner.initial_state(repeated)
@@ -96,6 +97,7 @@ def greedy(
 ) -> list[Hypothesis]:
     """Argmax decoding (or ancestral sampling with ``sample=True``) of p(d|E), one per unit."""
     units = len(features)
+    features = captioner.prepare(features)
     state = captioner.initial_state(features)
     projected = captioner.project_keys(features)
     previous = torch.full((units,), start_index, dtype=torch.long, device=features.device)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from milan_plugin.describe.captioner import CaptionerConfig
+from milan_plugin.describe.captioner import NORMALISATION_BUFFERS, CaptionerConfig
 from milan_plugin.describe.describer import MilanDescriber
 from milan_plugin.describe.encoder import BACKBONE_STAGES, EncoderConfig
 from milan_plugin.describe.language_model import LanguageModelConfig
@@ -180,7 +180,9 @@ def import_original_checkpoint(
         lm_config,
         **settings,
     )
-    describer.captioner.load_state_dict(captioner_state)
+    # The original standardised nothing: identity normalisation buffers.
+    normalisation = {name: describer.captioner.state_dict()[name] for name in NORMALISATION_BUFFERS}
+    describer.captioner.load_state_dict(normalisation | captioner_state)
     describer.lm.load_state_dict(lm_state)
     encoder_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     if encoder_state:

@@ -3,7 +3,8 @@
 Both use AdamW (lr 1e-3, weight decay 1e-2). The LM trains on the training descriptions
 (batch 128) with early stopping on validation NLL; the captioner on (unit, description) pairs
 (batch 64) with NLL + 1.0 × the doubly-stochastic attention penalty and early stopping on
-validation BLEU of greedy decoding. The best state is *deep-copied* when it is reached (the
+validation BLEU of greedy decoding; the captioner standardises its input features with the
+training features' statistics. The best state is *deep-copied* when it is reached (the
 reference kept a live ``state_dict`` and so restored the last epoch instead). After every epoch
 the whole training state is written atomically, so an interrupted run resumes from the last
 finished epoch.
@@ -113,7 +114,7 @@ def captioner_loss(
 def lm_loss(describer: MilanDescriber, tokens: torch.Tensor) -> torch.Tensor:
     """Next-token NLL of ``<start> w... `` predicting ``w... <stop>``, padding ignored."""
     vocab = describer.vocabulary
-    start = torch.full((len(tokens), 1), vocab.start_index, dtype=torch.long)
+    start = torch.full((len(tokens), 1), vocab.start_index, dtype=torch.long, device=tokens.device)
     log_probs = describer.lm(torch.cat([start, tokens[:, :-1]], dim=1))
     return F.nll_loss(log_probs.flatten(0, 1), tokens.flatten(), ignore_index=vocab.pad_index)
 
@@ -128,11 +129,15 @@ class Trainer:
         *,
         progress: bool = True,
         bleu: Callable[[Sequence[str], Sequence[Sequence[str]]], float] | None = None,
+        device: str | torch.device | None = None,
     ) -> None:
+        """``device`` runs the captioner and LM there (features stay in host memory, moved per
+        batch); the saved checkpoint is the same on any device up to floating-point order."""
         self.config = config
         self.out_dir = Path(out_dir)
         self.progress = progress
         self.bleu = bleu or _default_bleu
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
 
     def build(self, vocabulary: Vocabulary, feature_size: int) -> MilanDescriber:
         config = self.config
@@ -170,6 +175,8 @@ class Trainer:
         """Train (or resume) and save the best model to ``out_dir`` with ``save_pretrained``."""
         vocabulary = Vocabulary.build(text for texts in train_texts for text in texts)
         describer = self.build(vocabulary, int(train_features.shape[-1]))
+        describer.captioner.fit_normalisation(train_features)
+        describer.to(self.device)
         run_key = digest_json(
             [
                 asdict(self.config),
@@ -237,7 +244,7 @@ class Trainer:
                         f" (best epoch {stopper.best_epoch + 1})",
                         flush=True,
                     )
-        describer.eval()
+        describer.eval().to("cpu")
         describer.save_pretrained(self.out_dir)
         write_bytes(self.out_dir / LOG_FILE, json.dumps(log, indent=2).encode())
         return describer
@@ -255,7 +262,7 @@ class Trainer:
         for begin in tqdm(batches, desc="train LM", leave=False, disable=not self.progress):
             tokens = _pad(
                 [sentences[i] for i in order[begin : begin + self.config.lm_batch_size]], vocab.pad_index
-            )
+            ).to(self.device)
             optimizer.zero_grad()
             lm_loss(describer, tokens).backward()
             optimizer.step()
@@ -265,6 +272,7 @@ class Trainer:
             total, count = 0.0, 0
             for begin in range(0, len(validation), self.config.lm_batch_size):
                 tokens = _pad(validation[begin : begin + self.config.lm_batch_size], vocab.pad_index)
+                tokens = tokens.to(self.device)
                 tokens_counted = int((tokens != vocab.pad_index).sum())
                 total += float(lm_loss(describer, tokens)) * tokens_counted
                 count += tokens_counted
@@ -289,8 +297,8 @@ class Trainer:
         batches = range(0, len(order), self.config.batch_size)
         for begin in tqdm(batches, desc="train captioner", leave=False, disable=not self.progress):
             chosen = [pairs[i] for i in order[begin : begin + self.config.batch_size]]
-            features = train_features[[row for row, _ in chosen]]
-            targets = _pad([tokens for _, tokens in chosen], vocab.pad_index)
+            features = train_features[[row for row, _ in chosen]].to(self.device)
+            targets = _pad([tokens for _, tokens in chosen], vocab.pad_index).to(self.device)
             optimizer.zero_grad()
             captioner_loss(describer, features, targets, self.config.attention_penalty).backward()
             optimizer.step()
@@ -372,11 +380,14 @@ def train_describer(
     *,
     progress: bool = True,
     feature_cache: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
 ) -> MilanDescriber:
     """Train captioner and LM on ``annotations`` (synth key, folder, ``datasets`` object or Hub key).
 
     Exemplar features are computed once per unique image and cached (in ``out_dir/features``
     unless ``feature_cache`` says otherwise); rerunning the same call resumes where it stopped.
+    ``device`` (e.g. ``"cuda"``) runs the encoder backbone and the training there; the returned
+    describer is on the CPU.
     """
     from milan_plugin.describe.annotation_data import encode_rows, load_annotation_splits
 
@@ -384,17 +395,19 @@ def train_describer(
     splits = load_annotation_splits(
         annotations, hold_out=config.hold_out, seed=config.seed, progress=progress
     )
-    encoder = ExemplarEncoder(EncoderConfig(config.encoder, weights=config.encoder_weights))
+    encoder = ExemplarEncoder(EncoderConfig(config.encoder, weights=config.encoder_weights)).to(
+        device or "cpu"
+    )
     cache = Path(feature_cache) if feature_cache is not None else Path(out_dir) / "features"
     features = {
         split: encode_rows(splits[split], encoder, cache_dir=cache, progress=progress)
         for split in ("train", "validation")
     }
-    describer = Trainer(config, out_dir, progress=progress).fit(
+    describer = Trainer(config, out_dir, progress=progress, device=device).fit(
         features["train"],
         _descriptions(splits["train"]),
         features["validation"],
         _descriptions(splits["validation"]),
     )
-    object.__setattr__(describer, "_encoder", encoder)
+    object.__setattr__(describer, "_encoder", encoder.to("cpu"))
     return describer
