@@ -13,12 +13,15 @@ wordings of that label as references (:mod:`milan_plugin.synth.cnn_labels`).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from typing import Any
 
 KINDS = ("colour", "shape", "texture", "text", "relation", "composition")
-METRICS = ("units", "exact_match", "bleu4", "cider", "bertscore_f1")
+#: Compositions by operator: conjunction, disjunction, exception.
+OPERATORS = ("and", "or", "and_not")
+METRICS = ("units", "exact_match", "bleu4", "cider", "bertscore_f1", "ceiling")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,8 +35,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object per describer and split")
 
 
-def score_descriptions(texts: list[str], rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """All metrics for ``texts`` against the rows' references, overall and per concept kind."""
+def score_descriptions(
+    texts: list[str], rows: list[dict[str, Any]], ceilings: list[float] | None = None
+) -> dict[str, Any]:
+    """All metrics for ``texts`` against the rows' references, overall, per concept kind and per
+    composition operator; with ``ceilings`` (per row, :mod:`milan_plugin.synth.identifiability`)
+    also the mean exact match an ideal reader of the masked regions could reach."""
     from milan_plugin.scoring.metric_bertscore import BertScorer
     from milan_plugin.scoring.metrics import cider_d, corpus_bleu
     from milan_plugin.synth.dataset import row_form
@@ -41,25 +48,49 @@ def score_descriptions(texts: list[str], rows: list[dict[str, Any]]) -> dict[str
 
     references = [list(row["descriptions"]) for row in rows]
     exact = [float(exact_match(text, row_form(row))) for text, row in zip(texts, rows, strict=True)]
-    bert = BertScorer().score(texts, references)
+    scorer = BertScorer()
+    bert = scorer.score(texts, references)
 
     def summary(indices: list[int]) -> dict[str, float]:
         if not indices:
             return {"units": 0}
         cands, refs = [texts[i] for i in indices], [references[i] for i in indices]
-        return {
+        values = {
             "units": len(indices),
             "exact_match": sum(exact[i] for i in indices) / len(indices),
             "bleu4": corpus_bleu(cands, refs)[3],
             "cider": cider_d(cands, refs)[0],
             "bertscore_f1": sum(bert[i] for i in indices) / len(indices),
         }
+        if ceilings is not None:
+            values["ceiling"] = sum(ceilings[i] for i in indices) / len(indices)
+        return values
 
     result = summary(list(range(len(rows))))
+    result["bertscore_backbone"] = repr(scorer)
     result["by_kind"] = {
         kind: summary([i for i, row in enumerate(rows) if row["concept_kind"] == kind]) for kind in KINDS
     }
+    result["by_operator"] = {
+        operator: summary(
+            [
+                i
+                for i, row in enumerate(rows)
+                if row["concept_kind"] == "composition" and row["operator"] == operator
+            ]
+        )
+        for operator in OPERATORS
+    }
     return result
+
+
+@functools.lru_cache(maxsize=4)
+def _ceilings(seed: int, size: str, split: str, cache_dir: Any) -> tuple[float, ...]:
+    from milan_plugin.synth.dataset import build_synthetic_annotations
+    from milan_plugin.synth.identifiability import row_ceiling
+
+    rows = build_synthetic_annotations(seed=seed, size=size, cache_dir=cache_dir, progress=False)[split]
+    return tuple(row_ceiling(row) for row in rows)
 
 
 def evaluate(describer_name: str, split: str, seed: int, size: str, cache_dir: Any = None) -> dict[str, Any]:
@@ -70,10 +101,12 @@ def evaluate(describer_name: str, split: str, seed: int, size: str, cache_dir: A
         from milan_plugin.synth.cnn_labels import cnn_exemplars, trained_cnn_annotations
 
         rows = list(trained_cnn_annotations(seed, cache_dir=cache_dir, progress=False))
+        ceilings = None
         exemplar_sets = cnn_exemplars(seed, cache_dir=cache_dir, progress=False)
     else:
         dataset = build_synthetic_annotations(seed=seed, size=size, cache_dir=cache_dir, progress=False)
         rows = list(dataset[split])
+        ceilings = list(_ceilings(seed, size, split, cache_dir))
         exemplar_sets = {LAYER: planted_exemplars(seed, size, cache_dir=cache_dir, progress=False)}
     describer = get_describer(describer_name, seed=seed, size=size, cache_dir=cache_dir)
     texts: dict[tuple[str, int], str] = {}
@@ -85,28 +118,33 @@ def evaluate(describer_name: str, split: str, seed: int, size: str, cache_dir: A
                 texts[layer, description.unit] = description.text
     seconds = time.perf_counter() - started
     result = {"describer": describer_name, "split": split, "seed": seed, "size": size}
-    result.update(score_descriptions([texts[row["layer"], row["unit"]] for row in rows], rows))
+    result.update(score_descriptions([texts[row["layer"], row["unit"]] for row in rows], rows, ceilings))
     result["describe_seconds"] = seconds
     return result
 
 
 def format_table(result: dict[str, Any]) -> str:
     world = f"world seed {result['seed']}, size {result['size']}"
-    header = f"{result['describer']} on split {result['split']} ({world})"
+    header = f"{result['describer']} on split {result['split']} ({world}; {result['bertscore_backbone']})"
+    with_ceiling = "ceiling" in result
+    columns = "| kind | units | exact match | BLEU-4 | CIDEr-D | BERTScore F1 |"
     lines = [
         header,
-        "| kind | units | exact match | BLEU-4 | CIDEr-D | BERTScore F1 |",
-        "|---|---|---|---|---|---|",
+        columns + (" ceiling |" if with_ceiling else ""),
+        "|---|---|---|---|---|---|" + ("---|" if with_ceiling else ""),
     ]
-    rows = [(kind, result["by_kind"][kind]) for kind in KINDS] + [("**all**", result)]
+    rows = [(kind, result["by_kind"][kind]) for kind in KINDS]
+    rows += [(f"composition: {operator}", result["by_operator"][operator]) for operator in OPERATORS]
+    rows += [("**all**", result)]
     for kind, values in rows:
         if not values.get("units"):
-            lines.append(f"| {kind} | 0 | – | – | – | – |")
+            lines.append(f"| {kind} | 0 | – | – | – | – |" + (" – |" if with_ceiling else ""))
             continue
-        lines.append(
+        line = (
             f"| {kind} | {values['units']} | {values['exact_match']:.3f} | {values['bleu4']:.3f} | "
             f"{values['cider']:.3f} | {values['bertscore_f1']:.3f} |"
         )
+        lines.append(line + (f" {values['ceiling']:.3f} |" if with_ceiling else ""))
     return "\n".join(lines)
 
 
