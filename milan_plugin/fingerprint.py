@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 DIGEST_CHARS = 16
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 def digest_json(value: Any) -> str:
@@ -47,3 +49,22 @@ def digest_module(module: torch.nn.Module) -> str:
     structure = digest_json(repr(module))
     weights = digest_state_dict(module.state_dict())
     return digest_json([type(module).__module__, type(module).__qualname__, structure, weights])
+
+
+def describe_callable(function: Callable[..., Any]) -> str:
+    """A text that names what a callable computes, the same in every process.
+
+    ``repr`` of a lambda or of an object without its own ``__repr__`` holds a memory address, which
+    would make every new process miss the cache. Addresses are dropped and replaced by what
+    decides the result: a function's bytecode, constants, names, closure values and defaults; an
+    object's attributes.
+    """
+    parts = [repr(function)]
+    code = getattr(function, "__code__", None)
+    if code is not None:
+        closure = [cell.cell_contents for cell in getattr(function, "__closure__", None) or ()]
+        parts += [code.co_code.hex(), repr(code.co_consts), repr(code.co_names), repr(closure)]
+        parts.append(repr(getattr(function, "__defaults__", None)))
+    elif _ADDRESS.search(parts[0]) and hasattr(function, "__dict__"):
+        parts.append(repr(sorted(vars(function).items())))
+    return _ADDRESS.sub("", "|".join(parts))

@@ -99,3 +99,25 @@ def test_folder_source_through_engine_on_cuda(tmp_path: Path) -> None:
         recomputed.amax(dim=(1, 2)).cpu(), exemplars.activations[exemplars.row(unit)].cpu()
     )
     assert exemplars.images(unit, size=64).shape == (3, 3, 64, 64)
+
+
+def test_engine_on_cuda_gives_a_cpu_model_back_on_the_cpu(tmp_path: Path) -> None:
+    import torchvision
+
+    from milan_plugin import compute_exemplars
+    from milan_plugin.plugins import open_source
+
+    for number in range(4):
+        Image.fromarray(torch.full((32, 32, 3), number * 60, dtype=torch.uint8).numpy()).save(
+            tmp_path / f"image-{number}.png"
+        )
+    model = torchvision.models.mobilenet_v2().eval()
+    compute_exemplars(
+        model,
+        ["features.3"],
+        open_source(f"folder:{tmp_path}", image_size=32),
+        k=2,
+        progress=False,
+        device="cuda",
+    )
+    assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}

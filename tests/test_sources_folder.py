@@ -165,3 +165,33 @@ def test_real_photos(photo_folder: Path) -> None:
     assert batch.inputs.shape == (len(batch.indices), 3, 224, 224)
     assert torch.isfinite(batch.inputs).all()
     assert source.key(0).endswith(".png")
+
+
+def _lambda_with(offset: float):
+    return lambda image: image + offset
+
+
+class _Shift:
+    def __init__(self, offset: float) -> None:
+        self.offset = offset
+
+    def __call__(self, image):
+        return image + self.offset
+
+
+def test_a_lambda_transform_fingerprints_by_what_it_computes_not_where_it_lives(tree: Path) -> None:
+    first = FolderSource(tree, transform=lambda image: image * 2).fingerprint()
+    assert FolderSource(tree, transform=lambda image: image * 2).fingerprint() == first
+    assert FolderSource(tree, transform=lambda image: image * 3).fingerprint() != first
+    assert FolderSource(tree, transform=_lambda_with(1.0)).fingerprint() == (
+        FolderSource(tree, transform=_lambda_with(1.0)).fingerprint()
+    )
+    assert FolderSource(tree, transform=_lambda_with(1.0)).fingerprint() != (
+        FolderSource(tree, transform=_lambda_with(2.0)).fingerprint()
+    )
+    assert FolderSource(tree, transform=_Shift(1.0)).fingerprint() == (
+        FolderSource(tree, transform=_Shift(1.0)).fingerprint()
+    )
+    assert FolderSource(tree, transform=_Shift(1.0)).fingerprint() != (
+        FolderSource(tree, transform=_Shift(2.0)).fingerprint()
+    )

@@ -7,10 +7,12 @@ sketch, yields the same exemplars from one pass that serves all layers at once.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +77,8 @@ def compute_exemplars(
     if missing:
         sub_run = run.restricted_to(missing)
         checkpoint = cache / f"checkpoint-{digest_json(sub_run.settings)}.safetensors" if cache else None
-        state = _accumulate(sub_run, batch_size, progress, checkpoint, checkpoint_every)
+        with _model_on(run.adapter.model, device):
+            state = _accumulate(sub_run, batch_size, progress, checkpoint, checkpoint_every)
         computed = exemplar_sets(state, quantile=quantile, source=run.source, adapter=run.adapter)
         if cache is not None:
             for layer, exemplars in computed.items():
@@ -107,7 +110,10 @@ def compute_exemplar_state(
     into exemplar sets with :func:`exemplar_sets`; that equals :func:`compute_exemplars` exactly.
     """
     run = _prepare(model, layers, source, k, units, device, on_unreadable, shard=shard, indices=indices)
-    return _accumulate(run, batch_size, progress, Path(checkpoint) if checkpoint else None, checkpoint_every)
+    with _model_on(run.adapter.model, device):
+        return _accumulate(
+            run, batch_size, progress, Path(checkpoint) if checkpoint else None, checkpoint_every
+        )
 
 
 def exemplar_sets(
@@ -198,6 +204,29 @@ class _Run:
         )
 
 
+@contextlib.contextmanager
+def _model_on(model: Any, device: str | torch.device | None) -> Iterator[None]:
+    """Run on ``device`` and give the model back where it was: the model stays the user's.
+
+    A model spread over several devices, or one that is not an ``nn.Module`` (a framework's
+    wrapper), is moved as a whole and left on ``device``.
+    """
+    if device is None:
+        yield
+        return
+    if not isinstance(model, torch.nn.Module):
+        model.to(device)
+        yield
+        return
+    devices = {tensor.device for tensor in itertools.chain(model.parameters(), model.buffers())}
+    model.to(device)
+    try:
+        yield
+    finally:
+        if len(devices) == 1:
+            model.to(devices.pop())
+
+
 def _prepare(
     model: Any,
     layers: str | Sequence[str] | None,
@@ -217,8 +246,6 @@ def _prepare(
     if not isinstance(k, int) or k < 1:
         raise InvalidInputError(f"k must be a positive integer, got {k!r}")
     adapter = get_adapter(model)
-    if device is not None:
-        adapter.model.to(device)
     available = adapter.layer_names()
     if layers is None:
         layers = adapter.default_layers()

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from milan_plugin.errors import InvalidInputError, UnreadableInputError
+from milan_plugin.fingerprint import describe_callable
 from milan_plugin.protocols import LoadedBatch
 from milan_plugin.sources.images import NEUTRAL_GREY, Preprocessing, background_colour, resize_uint8, to_rgb
 
@@ -78,7 +79,7 @@ class PILImageSource:
         return {
             **self.preprocessing.settings(),
             "background": list(self.background),
-            "transform": None if self.transform is None else repr(self.transform),
+            "transform": None if self.transform is None else describe_callable(self.transform),
         }
 
     def _check_index(self, index: int) -> int:
