@@ -35,7 +35,7 @@ def installed_roberta_large() -> Path | None:
 
     try:
         folder = Path(snapshot_download(ROBERTA_LARGE, local_files_only=True))
-    except Exception:  # noqa: BLE001 - any failure to find a local copy means "not installed"
+    except Exception:  # any failure to find a local copy means "not installed"
         return None
     has_weights = any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin"))
     return folder if (folder / "config.json").is_file() and has_weights else None
