@@ -59,3 +59,15 @@ def test_demo_describer_ships_and_describes_real_exemplars(saved_exemplars, fres
     assert [d.unit for d in descriptions] == [0, 5]
     assert all(d.text and d.candidates and d.describer == "milan:demo" for d in descriptions)
     assert descriptions[0].candidates[0].lm_logprob is not None
+
+
+@pytest.mark.slow
+def test_demo_describes_held_out_planted_neurons_beside_their_ground_truth(tmp_path, capsys):
+    import re
+
+    assert main(["demo", "--no-real", "--units", "4", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    rows = re.findall(r"^\s+\d+\s+.+?\s(ok|--)\s\S", printed, flags=re.MULTILINE)
+    assert len(rows) == 4
+    reported = re.search(r"exact concept match on these held-out neurons: (\d+)/4", printed)
+    assert reported and int(reported.group(1)) == rows.count("ok")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_describe_training import exact_accuracy, small_config, toy_data
 
 from milan_plugin.describe.training import Trainer
-from tests.test_describe_training import exact_accuracy, small_config, toy_data
 
 pytestmark = [
     pytest.mark.gpu,

@@ -4,8 +4,9 @@ Module and parameter names follow the original MILAN decoder (``init_h.0``, ``at
 ``feature_gate.0``, ``lstm``, ``output.1``, ...) so that released checkpoints load with a plain
 ``load_state_dict``. One addition: the buffers ``feature_shift`` / ``feature_scale`` standardise
 the exemplar vectors with statistics of the training features (identity for imported checkpoints).
-Backbone stages differ several-fold in scale, and without it the wide stages dominate the attention
-and the initial state.
+Backbone stages differ in scale (MobileNetV2's five pooled stages: mean per-dimension deviation
+from 0.23 to 0.66 on the synthetic exemplars), and the tanh initial state and additive attention
+work best on inputs of unit scale.
 """
 
 from __future__ import annotations
