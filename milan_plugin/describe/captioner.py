@@ -79,7 +79,8 @@ class Captioner(nn.Module):
     def fit_normalisation(self, features: torch.Tensor) -> None:
         """Standardise with the mean and deviation of ``features`` (any shape ending in feature_size).
 
-        Dimensions that never vary (a deviation under 1e-3) are only centred, not blown up.
+        Deviations are floored at 1e-3, so a dimension that barely varies is not blown up far past
+        unit scale (one that never varies becomes 0).
         """
         flat = features.reshape(-1, self.config.feature_size).float()
         self.feature_shift.copy_(flat.mean(dim=0))

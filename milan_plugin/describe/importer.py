@@ -181,7 +181,8 @@ def import_original_checkpoint(
         **settings,
     )
     # The original standardised nothing: identity normalisation buffers.
-    normalisation = {name: describer.captioner.state_dict()[name] for name in NORMALISATION_BUFFERS}
+    defaults = describer.captioner.state_dict()
+    normalisation = {name: defaults[name] for name in NORMALISATION_BUFFERS}
     describer.captioner.load_state_dict(normalisation | captioner_state)
     describer.lm.load_state_dict(lm_state)
     encoder_state = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}

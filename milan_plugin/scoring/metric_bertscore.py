@@ -95,7 +95,9 @@ class BertScorer:
         batch_size: int = 64,
     ) -> None:
         paper = installed_roberta_large() if model_path is None else None
+        self.label = MINILM if model_path is None else Path(model_path).name
         if paper is not None:
+            self.label = ROBERTA_LARGE
             model_path, layer = paper, PAPER_LAYER if layer is None else layer
             baseline = baseline or roberta_large_baseline(layer)
             if baseline is None:
@@ -104,12 +106,6 @@ class BertScorer:
                     "for its baseline file (scores are not on the paper's scale)",
                     stacklevel=2,
                 )
-        if paper is not None:
-            self.label = ROBERTA_LARGE
-        elif model_path is None:
-            self.label = MINILM
-        else:
-            self.label = Path(model_path).name
         self.model_path = str(model_path or default_backbone())
         self.layer = MINILM_LAYER if layer is None else layer
         self.idf = idf
