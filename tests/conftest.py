@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,19 @@ def photo_folder() -> Path:
     from milan_plugin.assets import photo_folder
 
     return photo_folder()
+
+
+@pytest.fixture(scope="session")
+def copy_photos(photo_folder: Path) -> Callable[[Path, int], Path]:
+    """``copy_photos(folder, count)``: a new flat folder holding the first ``count`` photos."""
+
+    def copy(folder: Path, count: int) -> Path:
+        folder.mkdir(parents=True)
+        for path in sorted(photo_folder.rglob("*.png"))[:count]:
+            shutil.copyfile(path, folder / path.name)
+        return folder
+
+    return copy
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import os
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -58,13 +57,10 @@ def test_round_trip_decodes_identically(tmp_path):
     assert (overridden.beam_size, overridden.lm_weight) == (2, 0.5)
 
 
-def test_round_trip_describes_an_exemplar_set_identically(tmp_path, photo_folder, mobilenet_v2):
+def test_round_trip_describes_an_exemplar_set_identically(tmp_path, copy_photos, mobilenet_v2):
     from milan_plugin import compute_exemplars
 
-    images = tmp_path / "photos"
-    images.mkdir()
-    for path in sorted(photo_folder.rglob("*.png"))[:24]:
-        shutil.copy(path, images / path.name)
+    images = copy_photos(tmp_path / "photos", 24)
     sets = compute_exemplars(
         mobilenet_v2, ["features.16"], f"folder:{images}", k=5, units=list(range(6)), progress=False
     )

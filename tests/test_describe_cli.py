@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pandas as pd
 import pytest
 from test_describe_checkpoints import random_describer
@@ -14,14 +12,11 @@ from milan_plugin.errors import InvalidInputError
 
 
 @pytest.fixture(scope="module")
-def saved_exemplars(tmp_path_factory, photo_folder, mobilenet_v2):
+def saved_exemplars(tmp_path_factory, copy_photos, mobilenet_v2):
     from milan_plugin import compute_exemplars
 
     root = tmp_path_factory.mktemp("describe-cli")
-    images = root / "photos"
-    images.mkdir()
-    for path in sorted(photo_folder.rglob("*.png"))[:24]:
-        shutil.copy(path, images / path.name)
+    images = copy_photos(root / "photos", 24)
     sets = compute_exemplars(
         mobilenet_v2, ["features.16"], f"folder:{images}", k=5, units=list(range(8)), progress=False
     )

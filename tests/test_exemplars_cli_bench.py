@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
@@ -14,12 +13,8 @@ from milan_plugin.exemplars import ExemplarSet
 
 
 @pytest.fixture
-def few_photos(tmp_path, photo_folder):
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for path in sorted(photo_folder.rglob("*.png"))[:5]:
-        shutil.copyfile(path, folder / path.name)
-    return folder
+def few_photos(tmp_path, copy_photos):
+    return copy_photos(tmp_path / "photos", 5)
 
 
 def test_cli_writes_sets_and_pictures_and_serves_a_rerun(tmp_path, few_photos, mobilenet_v2, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from collections import OrderedDict
 from pathlib import Path
 
@@ -129,11 +128,8 @@ def test_nan_activations_name_the_layer_and_units(tmp_path):
 
 
 @pytest.fixture
-def folder_with_broken_file(tmp_path, photo_folder) -> Path:
-    folder = tmp_path / "photos"
-    folder.mkdir()
-    for path in sorted(photo_folder.rglob("*.png"))[:6]:
-        shutil.copyfile(path, folder / path.name)
+def folder_with_broken_file(tmp_path, copy_photos) -> Path:
+    folder = copy_photos(tmp_path / "photos", 6)
     (folder / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
     return folder
 
