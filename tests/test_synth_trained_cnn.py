@@ -30,6 +30,19 @@ def test_training_is_deterministic_per_seed_and_differs_across_seeds():
     assert not torch.equal(first["block1.0.weight"], other["block1.0.weight"])
 
 
+def test_training_gives_the_same_weights_whatever_the_callers_thread_count():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = train_world_cnn(0, TINY, progress=False).state_dict()
+        torch.set_num_threads(2)
+        two = train_world_cnn(0, TINY, progress=False).state_dict()
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(one[name], two[name]) for name in one)
+
+
 def test_weights_are_cached_and_reloaded_identically(tmp_path):
     trained = world_cnn(0, TINY, cache_dir=tmp_path, progress=False)
     assert len(list(tmp_path.glob("cnn-seed0-*/weights.safetensors"))) == 1

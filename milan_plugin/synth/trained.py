@@ -28,6 +28,8 @@ COLOUR_CLASSES: tuple[str, ...] = tuple(COLOURS)
 #: Training scenes start here, far from the scenes the exemplars are computed on (0, 1, 2, ...).
 TRAIN_OFFSET = 1_000_000
 INPUT_SIDE = 64
+#: Changes whenever the same seed and config would train other weights (part of the cache key).
+TRAINING_VERSION = "2"
 LAYERS: tuple[str, ...] = ("block3", "block4")
 _MEAN = torch.tensor([0.485, 0.456, 0.406])[:, None, None]
 _STD = torch.tensor([0.229, 0.224, 0.225])[:, None, None]
@@ -122,10 +124,23 @@ def training_data(seed: int, start: int, count: int) -> tuple[torch.Tensor, torc
 
 
 def train_world_cnn(seed: int = 0, config: TrainingConfig | None = None, progress: bool = True) -> WorldCNN:
-    """Train a :class:`WorldCNN` on world ``seed`` from scratch (deterministic per seed)."""
+    """Train a :class:`WorldCNN` on world ``seed`` from scratch (deterministic per seed).
+
+    Training runs on one CPU thread: threads sum a convolution's gradients in an order that
+    depends on how many there are, the last bits differ, and over a run the differences grow into
+    other weights and other unit labels. One thread gives the same ``cnn`` split on every machine.
+    """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_world_cnn(seed, config or TrainingConfig(), progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_world_cnn(seed: int, config: TrainingConfig, progress: bool) -> WorldCNN:
     from tqdm.auto import tqdm
 
-    config = config or TrainingConfig()
     images, shapes, colours = training_data(seed, 0, config.train_images)
     torch.manual_seed(seed)
     model = WorldCNN(config.width)
@@ -174,7 +189,7 @@ def cnn_directory(seed: int, config: TrainingConfig, cache_dir: str | os.PathLik
     from milan_plugin.synth.dataset import default_cache_dir
 
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = digest_json([WORLD_VERSION, seed, asdict(config), INPUT_SIDE])
+    key = digest_json([WORLD_VERSION, TRAINING_VERSION, seed, asdict(config), INPUT_SIDE])
     return cache / f"cnn-seed{seed}-{key}"
 
 
