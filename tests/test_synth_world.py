@@ -58,6 +58,9 @@ def test_test_split_holds_out_combinations_and_family_split_holds_out_shapes():
     }
     family = [p for p in plans if p.split == "test_family"]
     assert family
+    # Relations keep their whole vocabulary: no held-out shape is one that stands in relations.
+    assert not any(p.form.kind == "relation" for p in family)
+    assert {p.split for p in plans if p.form.kind == "relation"} >= {"train", "test"}
     for p in family:
         assert any(lit.family == "shape" and lit.name not in seen_shapes for lit in p.form.literals)
 

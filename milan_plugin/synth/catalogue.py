@@ -4,7 +4,9 @@ Candidate logical forms cover single concepts, conjunctions, disjunctions, excep
 relations. A form is planted only when enough scenes of the source contain it (counted from
 layouts, without drawing), so every unit has real exemplars. Splits mirror the paper: ``test``
 holds out concept *combinations* never planted in training, ``test_family`` holds out a whole
-shape family (every form that mentions one of those shapes).
+shape family (every form that mentions one of those shapes). Held-out shapes are drawn from the
+shapes that do not stand in relations (:data:`RELATION_THINGS`): holding out one of those would
+move every relation form that mentions it out of training and leave too few to learn relations.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from milan_plugin.synth.logic import TEXT_ANY, FormTable, Literal, LogicalForm, 
 from milan_plugin.synth.scenes import RELATION_THINGS, SceneLayout, World, object_code
 
 SPLITS: tuple[str, ...] = ("train", "validation", "test", "test_family")
+#: Changes whenever the same seed would plan different units or splits (part of the cache key).
+PLAN_VERSION = "2"
 HELD_OUT_SHAPES = 3
 HELD_OUT_COMBINATIONS = 0.15
 SINGLE_TEST_FRACTION = 0.1
@@ -107,7 +111,10 @@ def plan_units(
         others = [item for item in eligible if item[0].operator != "concept"]
         keep = rng.choice(len(others), size=max(0, max_forms - len(singles)), replace=False)
         eligible = singles + [others[index] for index in sorted(keep)]
-    held_out = {str(Literal("shape", name)) for name in rng.choice(SHAPES, HELD_OUT_SHAPES, replace=False)}
+    unrelated_shapes = [name for name in SHAPES if name not in RELATION_THINGS]
+    held_out = {
+        str(Literal("shape", name)) for name in rng.choice(unrelated_shapes, HELD_OUT_SHAPES, replace=False)
+    }
     plans: list[tuple[LogicalForm, str, int]] = []
     for form, total in eligible:
         if any(str(literal) in held_out for literal in form.literals):

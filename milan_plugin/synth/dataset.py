@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from milan_plugin.fingerprint import digest_json
-from milan_plugin.synth.catalogue import SPLITS, UnitPlan, plan_units
+from milan_plugin.synth.catalogue import PLAN_VERSION, SPLITS, UnitPlan, plan_units
 from milan_plugin.synth.concepts import WORLD_VERSION
 from milan_plugin.synth.logic import LogicalForm
 
@@ -140,7 +140,7 @@ def build_synthetic_annotations(
     """
     preset = _preset(size)
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    key = digest_json([WORLD_VERSION, seed, size, preset.__dict__, MASK_SIZE])
+    key = digest_json([WORLD_VERSION, PLAN_VERSION, seed, size, preset.__dict__, MASK_SIZE])
     folder = cache / f"annotations-seed{seed}-{size}-{key}"
     if not (folder / "README.md").is_file():
         started = time.perf_counter()
